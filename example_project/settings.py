@@ -1,0 +1,47 @@
+"""Settings of the example project that hosts voiceflow_channels; everything comes from the env."""
+
+from __future__ import annotations
+
+import os
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-for-production")
+DEBUG = False
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "daphne",
+    "channels",
+    "voiceflow_channels",
+]
+ROOT_URLCONF = "example_project.urls"
+ASGI_APPLICATION = "example_project.asgi.application"
+DATABASES: dict = {}
+USE_TZ = True
+
+# voiceflow_channels: raw env values; the app parses them and its system checks reject bad ones.
+VOZ_FEATURE_VOICE_FLOW_A = os.environ.get("VOZ_FEATURE_VOICE_FLOW_A", "0")
+VOZLIA_DEBUG = os.environ.get("VOZLIA_DEBUG", "0")
+VOICE_WAIT_SOUND_TRIGGER_MS = os.environ.get("VOICE_WAIT_SOUND_TRIGGER_MS", "800")
+TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+VOICEFLOW_PUBLIC_URL = os.environ.get("VOICEFLOW_PUBLIC_URL", "")
+
+# One process: the in-memory layer. Several processes: one Redis shared by all (REDIS_URL).
+if os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [os.environ["REDIS_URL"]]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    # DEBUG here: VOZLIA_DEBUG is the one switch that decides whether the app emits debug lines.
+    "loggers": {"voiceflow_channels": {"level": "DEBUG"}},
+}

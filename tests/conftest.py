@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from voiceflow_channels.consumers import TwilioStreamConsumer
+from voiceflow_channels.routing import build_router
+
+STREAM = "/twilio/stream"
+
+
+@pytest.fixture
+def flag_on(settings):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
+    settings.TWILIO_AUTH_TOKEN = ""
+    settings.VOICEFLOW_PUBLIC_URL = ""
+    return settings
+
+
+@pytest.fixture
+def summaries(caplog):
+    """The one-line call summaries the consumer logged, newest last."""
+    caplog.set_level(logging.INFO, logger="voiceflow_channels")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "call ended" in r.getMessage()]
+
+    return lines
+
+
+@pytest.fixture
+def handled(monkeypatch):
+    """A queue of (consumer, message type) for every layer message a consumer has handled."""
+    seen: asyncio.Queue = asyncio.Queue()
+    for name in ("voiceflow_wait_start", "voiceflow_wait_end"):
+        original = getattr(TwilioStreamConsumer, name)
+
+        async def wrapper(self, message, _original=original):
+            await _original(self, message)
+            seen.put_nowait((self, message["type"]))
+
+        monkeypatch.setattr(TwilioStreamConsumer, name, wrapper)
+    return seen
+
+
+async def open_stream(router=None, headers=None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(router or build_router(), STREAM, headers or [])
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def send_all(communicator: WebsocketCommunicator, frames) -> None:
+    for frame in frames:
+        await communicator.send_to(text_data=frame)
+
+
+async def expect_server_close(communicator: WebsocketCommunicator) -> None:
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close"}
+    await communicator.disconnect()

@@ -1,0 +1,126 @@
+"""Real servers for tests: daphne running the example project, and redis-server, each on a free
+127.0.0.1 port, started and stopped by the test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daphne:
+    """`python -m example_project` on a free port; its log lines are collected as they come."""
+
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        self.lines: list[str] = []
+        self._new_line = threading.Condition()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "example_project", "-b", "127.0.0.1", "-p", str(self.port)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for(rf"Listening on TCP address 127\.0\.0\.1:{self.port}", STARTUP_SECONDS)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/twilio/stream"
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            with self._new_line:
+                self.lines.append(line.rstrip("\n"))
+                self._new_line.notify_all()
+        with self._new_line:
+            self._new_line.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 10, count: int = 1) -> list[str]:
+        """Block until `count` log lines match `pattern`; fail with the log if they never do."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._new_line:
+            while True:
+                found = [line for line in self.lines if regex.search(line)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    log = "\n".join(self.lines[-40:])
+                    raise AssertionError(f"daphne never logged {count}x {pattern!r}:\n{log}")
+                self._new_line.wait(left)
+
+    def stop(self) -> None:
+        _end(self.proc)
+        self._reader.join(10)
+        self.proc.stderr.close()
+
+
+class Redis:
+    """redis-server on a free port with no persistence."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise FileNotFoundError("redis-server")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for line in self.proc.stdout:
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise AssertionError("redis-server exited before it was ready")
+        self._reader = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self._reader.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        _end(self.proc)
+        self._reader.join(10)
+        self.proc.stdout.close()
+
+
+def _end(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

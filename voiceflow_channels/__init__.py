@@ -1,0 +1,1 @@
+"""Twilio Media Streams over a Django Channels websocket, served by daphne."""

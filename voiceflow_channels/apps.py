@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class VoiceflowChannelsConfig(AppConfig):
+    name = "voiceflow_channels"
+    verbose_name = "Voiceflow Channels (Twilio Media Streams)"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,194 @@
+"""The state of one Twilio stream: who is calling, what arrived, what was dropped and why.
+
+Framework-free. Memory is constant per call: media is decoded, counted and discarded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .twilio_events import (
+    DEFAULT_LIMITS,
+    KNOWN_EVENTS,
+    Limits,
+    decode_message,
+    mask_phone,
+    parse_twilio_dtmf,
+    parse_twilio_mark,
+    parse_twilio_media,
+    parse_twilio_start,
+    sequence_number,
+)
+from .wait_state import WaitState
+
+
+class CallState:
+    """Feed it every decoded event with `handle`; it counts, validates and never raises."""
+
+    __slots__ = (
+        "account_sid",
+        "bytes",
+        "call_sid",
+        "drops",
+        "dtmf",
+        "frames",
+        "from_number",
+        "gaps",
+        "last_dtmf",
+        "last_mark",
+        "last_seq",
+        "limits",
+        "marks",
+        "out_of_order",
+        "stopped",
+        "stream_sid",
+        "tenant_id",
+        "unknown",
+        "wait",
+    )
+
+    def __init__(self, wait: WaitState | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.wait = wait if wait is not None else WaitState()
+        self.limits = limits
+        self.stream_sid: str | None = None
+        self.call_sid: str | None = None
+        self.account_sid: str | None = None
+        self.from_number: str | None = None
+        self.tenant_id: str | None = None
+        self.frames = 0
+        self.bytes = 0
+        self.gaps = 0
+        self.out_of_order = 0
+        self.marks = 0
+        self.dtmf = 0
+        self.unknown = 0
+        self.last_seq: int | None = None
+        self.last_mark: str | None = None
+        self.last_dtmf: str | None = None
+        self.stopped = False
+        self.drops: Counter[str] = Counter()
+
+    @property
+    def started(self) -> bool:
+        return self.stream_sid is not None
+
+    @property
+    def malformed(self) -> int:
+        """Every frame dropped, whatever the reason (see `drops` for the reasons)."""
+        return sum(self.drops.values())
+
+    def drop(self, reason: str) -> str:
+        """Count one dropped frame under `reason`; returns "drop" for the caller's dispatch."""
+        self.drops[reason] += 1
+        return "drop"
+
+    def receive_text(self, text: str) -> str:
+        """Apply one websocket text frame; returns what it was taken as (see `handle`)."""
+        if len(text) > self.limits.max_message_chars:
+            return self.drop("oversize")
+        d = decode_message(text)
+        if d is None:
+            return self.drop("not_json_event")
+        return self.handle(d)
+
+    def handle(self, d: dict[str, Any]) -> str:
+        """Apply one decoded event; returns what it was taken as: an event name, "unknown" or
+        "drop"."""
+        event = d.get("event") if type(d) is dict else None
+        if type(event) is not str:
+            return self.drop("not_json_event")
+        if self.stopped:
+            return self.drop("after_stop")
+        if event == "start":
+            return self._start(d)
+        if event not in KNOWN_EVENTS:
+            self.unknown += 1
+            return "unknown"
+        if event == "connected":
+            return event
+        if not self.started:
+            return self.drop("before_start")
+        if d.get("streamSid") != self.stream_sid:
+            return self.drop("wrong_stream")
+        # A frame that arrived is not lost, even when its content is bad: track it first.
+        if not self._sequence(sequence_number(d)):
+            return self.drop("bad_sequence")
+        if event == "media":
+            audio = parse_twilio_media(d, self.limits)
+            if audio is None:
+                return self.drop("bad_media")
+            self.frames += 1
+            self.bytes += len(audio)
+        elif event == "stop":
+            self.stopped = True
+            self.wait.notify_wait_end()
+        elif event == "mark":
+            name = parse_twilio_mark(d)
+            if name is None:
+                return self.drop("bad_mark")
+            self.marks += 1
+            self.last_mark = name
+        else:
+            digit = parse_twilio_dtmf(d)
+            if digit is None:
+                return self.drop("bad_dtmf")
+            self.dtmf += 1
+            self.last_dtmf = digit
+        return event
+
+    def _start(self, d: dict[str, Any]) -> str:
+        if self.started:
+            return self.drop("second_start")
+        start = parse_twilio_start(d, self.limits)
+        if start is None:
+            return self.drop("bad_start")
+        self._sequence(sequence_number(d))
+        self.stream_sid = start["streamSid"]
+        self.call_sid = start["callSid"]
+        self.account_sid = start["accountSid"]
+        self.tenant_id = start["tenant_id"]
+        self.from_number = start["from_number"]
+        self.wait.label = self.call_sid
+        if start["droppedParameters"]:
+            self.drops["custom_parameter"] += start["droppedParameters"]
+        return "start"
+
+    def _sequence(self, seq: int | None) -> bool:
+        """Track `sequenceNumber` of a valid frame; False when it has none. A jump forward counts
+        the missing frames as gaps; one that does not move forward counts as out of order, and
+        tracking resumes from it, so one odd number cannot poison the rest of the call."""
+        if seq is None:
+            return False
+        last = self.last_seq
+        if last is not None:
+            if seq <= last:
+                self.out_of_order += 1
+            else:
+                self.gaps += seq - last - 1
+        self.last_seq = seq
+        return True
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "gaps": self.gaps,
+            "out_of_order": self.out_of_order,
+            "marks": self.marks,
+            "dtmf": self.dtmf,
+            "unknown": self.unknown,
+            "malformed": self.malformed,
+            "waits": self.wait.waits_started,
+            "chimes": self.wait.chimes_due,
+        }
+
+    def summary(self) -> str:
+        """One log line for the whole call: identity (number masked) and every counter."""
+        counts = " ".join(f"{k}={v}" for k, v in self.counters().items())
+        reasons = ",".join(f"{k}:{v}" for k, v in sorted(self.drops.items())) or "-"
+        return (
+            f"callSid={self.call_sid or '-'} streamSid={self.stream_sid or '-'} "
+            f"tenant={self.tenant_id or '-'} from={mask_phone(self.from_number)} "
+            f"{counts} drops={reasons}"
+        )

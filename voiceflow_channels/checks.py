@@ -1,0 +1,96 @@
+"""Django system checks: a bad setting is reported at start, naming the value and the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.checks import Error, Tags, Warning, register
+
+from . import conf
+
+
+@register()
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+    """Every voiceflow setting has a usable type and range."""
+    return [*_flag_messages(), *_int_messages(), *_signature_messages()]
+
+
+@register(Tags.security, deploy=True)
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list:
+    """A public deployment verifies that streams really come from Twilio."""
+    if conf.flag_enabled() and not conf.auth_token():
+        return [
+            Warning(
+                "TWILIO_AUTH_TOKEN is not set: /twilio/stream accepts websocket upgrades that "
+                "Twilio did not sign, so anyone who finds the URL can open a stream.",
+                hint="Set TWILIO_AUTH_TOKEN (the account's auth token) and VOICEFLOW_PUBLIC_URL "
+                "(e.g. wss://voice.example.com) in the environment.",
+                id="voiceflow_channels.W002",
+            )
+        ]
+    return []
+
+
+def _flag_messages() -> list:
+    messages = []
+    for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"):
+        value = conf.raw(name, False)
+        if isinstance(value, bool):
+            continue
+        text = str(value).strip().lower()
+        if text not in conf.TRUTHY and text not in conf.FALSY:
+            messages.append(
+                Warning(
+                    f"{name}={value!r} is not a recognised switch value; it is treated as OFF.",
+                    hint=f"Set {name} to 1/true/yes/on to turn it on, or 0/false/no/off.",
+                    id="voiceflow_channels.W001",
+                )
+            )
+    return messages
+
+
+def _int_messages() -> list:
+    messages = []
+    for name, default in conf.INT_SETTINGS.items():
+        value = conf.raw(name, default)
+        number = conf.as_int(value)
+        minimum = 0 if name == "VOICE_WAIT_SOUND_TRIGGER_MS" else 1
+        if number is None or number < minimum:
+            messages.append(
+                Error(
+                    f"{name}={value!r} is not a whole number >= {minimum}.",
+                    hint=f"Set {name} to a whole number of "
+                    f"{'milliseconds' if name.endswith('_MS') else 'units'} >= {minimum}, "
+                    f"or unset it for the default ({default}).",
+                    id="voiceflow_channels.E001",
+                )
+            )
+    return messages
+
+
+def _signature_messages() -> list:
+    url = conf.public_url()
+    messages = []
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("wss", "ws") or not parts.netloc or parts.query or parts.fragment:
+            messages.append(
+                Error(
+                    f"VOICEFLOW_PUBLIC_URL={url!r} is not a ws:// or wss:// base URL.",
+                    hint="Set it to the scheme and host Twilio connects to, as in your TwiML, "
+                    "without the path, e.g. wss://voice.example.com.",
+                    id="voiceflow_channels.E002",
+                )
+            )
+    if conf.auth_token() and not url:
+        messages.append(
+            Error(
+                "TWILIO_AUTH_TOKEN is set but VOICEFLOW_PUBLIC_URL is not: the signed URL "
+                "cannot be rebuilt (the Host header is not trusted behind a proxy).",
+                hint="Set VOICEFLOW_PUBLIC_URL to the base URL in your TwiML's <Stream url>, "
+                "e.g. wss://voice.example.com.",
+                id="voiceflow_channels.E003",
+            )
+        )
+    return messages

@@ -1,0 +1,152 @@
+"""The FEATURE contract for Voice Flow A: self-tests, security checks and the load budget.
+
+Deterministic: no network, no DB. The route checks drive the real router in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+
+from . import conf
+from .call_state import CallState
+from .routing import STREAM_PATH, build_router
+from .signature import compute_signature
+from .twilio_events import is_twilio_stop, parse_twilio_media, parse_twilio_start
+
+Result = dict[str, Any]
+
+SAMPLE_START = {
+    "event": "start",
+    "sequenceNumber": "1",
+    "streamSid": "MZ00000000000000000000000000000001",
+    "start": {
+        "accountSid": "AC00000000000000000000000000000001",
+        "streamSid": "MZ00000000000000000000000000000001",
+        "callSid": "CA00000000000000000000000000000001",
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        "customParameters": {"tenant_id": "  acme  ", "from": "+15551230000", "x": "y"},
+    },
+}
+SAMPLE_MEDIA = {
+    "event": "media",
+    "sequenceNumber": "2",
+    "streamSid": "MZ00000000000000000000000000000001",
+    "media": {"track": "inbound", "chunk": "1", "timestamp": "5", "payload": "AAEC"},
+}
+MALFORMED = [
+    None,
+    [],
+    "media",
+    7,
+    {},
+    {"event": 1},
+    {"event": "media"},
+    {"event": "media", "media": {"payload": "!!!"}},
+    {"event": "media", "media": {"payload": ["AAEC"]}},
+    {"event": "start", "start": "nope"},
+]
+
+
+def _parsers() -> list[str]:
+    failures = []
+    start = parse_twilio_start(SAMPLE_START)
+    if not start or start["callSid"] != "CA00000000000000000000000000000001":
+        failures.append("sample start not parsed")
+    if parse_twilio_media(SAMPLE_MEDIA) != b"\x00\x01\x02":
+        failures.append("sample media not decoded")
+    if not is_twilio_stop({"event": "stop"}) or is_twilio_stop(SAMPLE_MEDIA):
+        failures.append("stop not recognised")
+    for bad in MALFORMED:
+        if parse_twilio_media(bad) is not None or parse_twilio_start(bad) is not None:
+            failures.append(f"malformed event accepted: {bad!r}")
+    call = CallState()
+    for d in (SAMPLE_START, SAMPLE_MEDIA):
+        call.handle(d)
+    if (call.frames, call.bytes, call.gaps) != (1, 3, 0):
+        failures.append(f"call state counted {call.counters()}")
+    return failures
+
+
+async def _route_accepts(enabled: bool) -> bool:
+    headers = []
+    token = conf.auth_token()
+    if token:
+        url = f"{conf.public_url()}/{STREAM_PATH}"
+        headers.append((b"x-twilio-signature", compute_signature(token, url).encode()))
+    communicator = WebsocketCommunicator(build_router(enabled), f"/{STREAM_PATH}", headers)
+    connected, _ = await communicator.connect()
+    await communicator.disconnect()
+    return connected
+
+
+def selftests() -> Result:
+    """The parsers on sample and malformed events; the route absent with the flag OFF and
+    present with it ON."""
+    failures = _parsers()
+    if asyncio.run(_route_accepts(False)):
+        failures.append(f"/{STREAM_PATH} accepted a connect with the flag OFF")
+    if not asyncio.run(_route_accepts(True)):
+        failures.append(f"/{STREAM_PATH} refused a connect with the flag ON")
+    if failures:
+        return {"ok": False, "message": "; ".join(failures)}
+    return {
+        "ok": True,
+        "message": f"parsers ok on {len(MALFORMED)} malformed events; "
+        f"/{STREAM_PATH} absent with the flag OFF, present with it ON",
+    }
+
+
+def security_checks() -> Result:
+    """The flag is OFF unless truthy; tenant_id comes only from allowlisted keys, stripped."""
+    failures = []
+    for value in (None, "", "0", "false", "off", "no", "enabled", "2"):
+        if conf.truthy(value):
+            failures.append(f"flag value {value!r} reads as ON")
+    for value in ("1", "true", "YES", " on "):
+        if not conf.truthy(value):
+            failures.append(f"flag value {value!r} reads as OFF")
+    hostile = {
+        **SAMPLE_START,
+        "start": {
+            **SAMPLE_START["start"],
+            "customParameters": {"Tenant": "evil", "tenant_id_x": "evil", "from": "+1 555; DROP"},
+        },
+    }
+    parsed = parse_twilio_start(hostile)
+    if parsed is None or parsed["tenant_id"] is not None or parsed["from_number"] is not None:
+        failures.append("tenant_id/from_number taken from a key off the allowlist or unclean")
+    parsed = parse_twilio_start(SAMPLE_START)
+    if parsed is None or parsed["tenant_id"] != "acme":
+        failures.append("allowlisted tenant_id not stripped")
+    if failures:
+        return {"ok": False, "message": "; ".join(failures)}
+    signing = (
+        "on"
+        if conf.auth_token()
+        else "OFF (TWILIO_AUTH_TOKEN unset: fine locally, not in production)"
+    )
+    return {
+        "ok": True,
+        "message": "flag defaults OFF; tenant_id only from allowlisted keys, "
+        f"stripped; signature check {signing}",
+    }
+
+
+def load_profile() -> Result:
+    """The declared latency budget for parsing one websocket frame: a budget, not a measurement
+    (the benchmark in benchmarks/ measures)."""
+    return {"hint": "ws-parse", "p50_ms": 10, "p95_ms": 50}
+
+
+FEATURE: dict[str, Any] = {
+    "name": "voice_flow_a",
+    "description": "Twilio Media Streams at /twilio/stream: parse, per-call state, wait state.",
+    "enabled_env": "VOZ_FEATURE_VOICE_FLOW_A",
+    "selftests": selftests,
+    "security_checks": security_checks,
+    "load_profile": load_profile,
+}

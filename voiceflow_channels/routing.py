@@ -1,0 +1,66 @@
+"""The ASGI app to mount: `/twilio/stream` when `VOZ_FEATURE_VOICE_FLOW_A` is on, else nothing.
+
+    application = ProtocolTypeRouter({"websocket": build_router()})
+
+Any websocket path the router does not serve (all of them with the flag off) is refused at the
+handshake (daphne answers 403) with one quiet log line, instead of Channels' "No route found"
+exception (a 500 and a traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.routing import URLRouter
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path, re_path
+
+from . import conf
+from .checks import check_settings
+from .consumers import TwilioStreamConsumer
+
+log = logging.getLogger("voiceflow_channels")
+
+STREAM_PATH = "twilio/stream"
+
+
+def refuser(why: str) -> Callable[..., Awaitable[None]]:
+    """An ASGI app that refuses a websocket upgrade before accepting it, logging `why`."""
+
+    async def refuse(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError(f"voiceflow_channels routes websockets only, not {scope['type']!r}")
+        await receive()
+        log.info("voiceflow refused websocket %s: %s", scope.get("path"), why)
+        await send({"type": "websocket.close"})
+
+    return refuse
+
+
+def websocket_urlpatterns(enabled: bool | None = None) -> list:
+    """The app's routes, to add to a URLRouter of your own: empty when the flag is off."""
+    enabled = conf.flag_enabled() if enabled is None else enabled
+    return [path(STREAM_PATH, TwilioStreamConsumer.as_asgi())] if enabled else []
+
+
+def build_router(enabled: bool | None = None) -> URLRouter:
+    """The flag-gated router. The flag is read now (None: from settings), so the route is there
+    or absent for the life of the process: rollback is flag off and restart.
+
+    Refuses to build when a voiceflow setting fails its system check, so a bad value stops the
+    server at start rather than mid-call.
+    """
+    errors = [m for m in check_settings() if m.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
+    patterns = websocket_urlpatterns(enabled)
+    if patterns and not conf.auth_token():
+        log.warning(
+            "voiceflow: TWILIO_AUTH_TOKEN is not set, so /%s accepts unsigned websocket upgrades."
+            " Set TWILIO_AUTH_TOKEN and VOICEFLOW_PUBLIC_URL before exposing it.",
+            STREAM_PATH,
+        )
+    why = "no such route" if patterns else "no route (VOZ_FEATURE_VOICE_FLOW_A is off)"
+    return URLRouter([*patterns, re_path(r"", refuser(why))])

@@ -1,0 +1,126 @@
+"""Twilio-shaped call traffic, as the JSON text frames Twilio sends, for tests and the simulator.
+
+Framework-free. Frames follow Twilio's documented messages: `connected`, `start` (with
+customParameters), one `media` per 20 ms of 8 kHz mu-law (160 bytes), `mark`, `dtmf`, `stop`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
+FRAME_MS = 20
+
+
+def sid(prefix: str, n: int) -> str:
+    """A Twilio-shaped SID: two letters and 32 hex digits."""
+    return f"{prefix}{n:032x}"
+
+
+@dataclass
+class SimulatedCall:
+    """One call's frames. `sequenceNumber` runs across every event after `connected`."""
+
+    n: int = 1
+    tenant: str | None = "t1"
+    caller: str | None = "+15550000001"
+    audio: bytes = b"\xff" * FRAME_BYTES
+    call_sid: str = field(init=False)
+    stream_sid: str = field(init=False)
+    seq: int = field(init=False, default=0)
+    chunk: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.call_sid = sid("CA", self.n)
+        self.stream_sid = sid("MZ", self.n)
+        self._payload = base64.b64encode(self.audio).decode()
+
+    def _next(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    def connected(self) -> str:
+        return json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    def start(self, **custom: str) -> str:
+        params = dict(custom)
+        if self.tenant is not None:
+            params.setdefault("tenant_id", self.tenant)
+        if self.caller is not None:
+            params.setdefault("from", self.caller)
+        return json.dumps(
+            {
+                "event": "start",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "start": {
+                    "accountSid": sid("AC", 1),
+                    "streamSid": self.stream_sid,
+                    "callSid": self.call_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": params,
+                },
+            }
+        )
+
+    def media(self) -> str:
+        self.chunk += 1
+        return json.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self.chunk),
+                    "timestamp": str(self.chunk * FRAME_MS),
+                    "payload": self._payload,
+                },
+            }
+        )
+
+    def mark(self, name: str = "chime-1") -> str:
+        return json.dumps(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+
+    def dtmf(self, digit: str = "1") -> str:
+        return json.dumps(
+            {
+                "event": "dtmf",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+
+    def stop(self) -> str:
+        return json.dumps(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "stop": {"accountSid": sid("AC", 1), "callSid": self.call_sid},
+            }
+        )
+
+    def whole_call(self, frames: int, mark_every: int = 0, dtmf_every: int = 0) -> Iterator[str]:
+        """connected, start, `frames` media (a mark / dtmf every N frames if asked), stop."""
+        yield self.connected()
+        yield self.start()
+        for i in range(1, frames + 1):
+            yield self.media()
+            if mark_every and i % mark_every == 0:
+                yield self.mark(f"m{i}")
+            if dtmf_every and i % dtmf_every == 0:
+                yield self.dtmf(str(i % 10))
+        yield self.stop()
