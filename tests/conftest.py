@@ -33,7 +33,8 @@ def summaries(caplog):
 
 @pytest.fixture
 def handled(monkeypatch):
-    """A queue of (consumer, message type) for every layer message a consumer has handled."""
+    """A queue of (consumer, what) for every layer message a consumer has handled ("what" is
+    the message type) and every call that has joined its group ("what" is "joined")."""
     seen: asyncio.Queue = asyncio.Queue()
     for name in ("voiceflow_wait_start", "voiceflow_wait_end"):
         original = getattr(TwilioStreamConsumer, name)
@@ -43,6 +44,13 @@ def handled(monkeypatch):
             seen.put_nowait((self, message["type"]))
 
         monkeypatch.setattr(TwilioStreamConsumer, name, wrapper)
+    joined = TwilioStreamConsumer._joined
+
+    async def joined_wrapper(self):
+        await joined(self)
+        seen.put_nowait((self, "joined"))
+
+    monkeypatch.setattr(TwilioStreamConsumer, "_joined", joined_wrapper)
     return seen
 
 

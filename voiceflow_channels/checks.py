@@ -72,17 +72,15 @@ def _int_messages() -> list:
 def _signature_messages() -> list:
     url = conf.public_url()
     messages = []
-    if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("wss", "ws") or not parts.netloc or parts.query or parts.fragment:
-            messages.append(
-                Error(
-                    f"VOICEFLOW_PUBLIC_URL={url!r} is not a ws:// or wss:// base URL.",
-                    hint="Set it to the scheme and host Twilio connects to, as in your TwiML, "
-                    "without the path, e.g. wss://voice.example.com.",
-                    id="voiceflow_channels.E002",
-                )
+    if url and not _is_base_url(url):
+        messages.append(
+            Error(
+                f"VOICEFLOW_PUBLIC_URL={url!r} is not a ws:// or wss:// base URL.",
+                hint="Set it to the scheme and host Twilio connects to, as in your TwiML, "
+                "without the path, e.g. wss://voice.example.com.",
+                id="voiceflow_channels.E002",
             )
+        )
     if conf.auth_token() and not url:
         messages.append(
             Error(
@@ -94,3 +92,16 @@ def _signature_messages() -> list:
             )
         )
     return messages
+
+
+def _is_base_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("wss", "ws")
+        and bool(parts.hostname)
+        and not (parts.query or parts.fragment)
+    )

@@ -1,0 +1,119 @@
+"""X-Twilio-Signature: our HMAC against Twilio's own RequestValidator, and the consumer's door."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+
+from tests.conftest import STREAM, expect_server_close, open_stream, send_all
+from voiceflow_channels import consumers
+from voiceflow_channels.routing import build_router
+from voiceflow_channels.signature import (
+    compute_signature,
+    header_signature,
+    is_valid_signature,
+    url_variants,
+)
+from voiceflow_channels.simulated_call import SimulatedCall
+
+TOKEN = "12345678901234567890123456789012"
+PUBLIC = "wss://voice.example.com"
+URL = PUBLIC + STREAM
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    token=st.text(min_size=1, max_size=40),
+    host=st.from_regex(r"[a-z]{1,12}(\.[a-z]{2,6}){1,2}", fullmatch=True),
+    path=st.from_regex(r"(/[a-z0-9_-]{1,10}){1,3}", fullmatch=True),
+)
+def test_our_signature_is_twilios(token, host, path):
+    url = f"wss://{host}{path}"
+    ours = compute_signature(token, url)
+    assert ours == RequestValidator(token).compute_signature(url, {})
+    assert RequestValidator(token).validate(url, {}, ours)
+    assert is_valid_signature(token, url, ours)
+
+
+def test_signed_with_or_without_the_port_both_pass():
+    validator = RequestValidator(TOKEN)
+    with_port = validator.compute_signature("wss://voice.example.com:443/twilio/stream", {})
+    assert is_valid_signature(TOKEN, URL, with_port)
+    assert is_valid_signature(
+        TOKEN, "wss://voice.example.com:443/twilio/stream", compute_signature(TOKEN, URL)
+    )
+    assert url_variants("ws://[::1]:8000/x") == ("ws://[::1]/x", "ws://[::1]:8000/x")
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        b"",
+        "garbage",
+        compute_signature(TOKEN, PUBLIC + "/other"),
+        compute_signature("wrong-token", URL),
+        compute_signature(TOKEN, URL)[:-2],
+        "é" * 28,
+    ],
+)
+def test_wrong_signatures_fail(signature):
+    assert not is_valid_signature(TOKEN, URL, signature)
+
+
+def test_no_token_never_validates():
+    assert not is_valid_signature("", URL, compute_signature("", URL))
+
+
+def test_header_lookup_is_case_insensitive():
+    assert header_signature([(b"X-Twilio-Signature", b"abc")]) == b"abc"
+    assert header_signature([(b"host", b"x")]) is None
+
+
+@pytest.fixture
+def signed(flag_on):
+    flag_on.TWILIO_AUTH_TOKEN = TOKEN
+    flag_on.VOICEFLOW_PUBLIC_URL = PUBLIC
+    return flag_on
+
+
+async def test_valid_signature_is_accepted_whatever_the_host_header(signed, summaries):
+    headers = [
+        (b"host", b"10.0.0.7:8000"),
+        (b"x-twilio-signature", compute_signature(TOKEN, URL).encode()),
+    ]
+    call = SimulatedCall()
+    communicator = await open_stream(headers=headers)
+    await send_all(communicator, [call.start(), call.media(), call.stop()])
+    await expect_server_close(communicator)
+    assert "frames=1" in summaries()[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ([], "missing X-Twilio-Signature"),
+        (
+            [(b"x-twilio-signature", b"bm9wZQ==")],
+            "X-Twilio-Signature does not match wss://voice.example.com/twilio/stream",
+        ),
+    ],
+)
+async def test_missing_or_wrong_signature_is_refused_before_accept(signed, caplog, headers, why):
+    caplog.set_level(logging.INFO, logger="voiceflow_channels")
+    before = consumers.counters["refused_signature"]
+    communicator = WebsocketCommunicator(build_router(), STREAM, headers)
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+    assert consumers.counters["refused_signature"] == before + 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"voiceflow refused upgrade to /twilio/stream: {why}" in messages
+    assert not any(TOKEN in m or "bm9wZQ" in m for m in messages), "no secret in the log"
+    assert not any("call ended" in m for m in messages)
