@@ -123,20 +123,20 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def _joined(self) -> None:
+        """Join the call's group (so waits from anywhere reach it), then log the start."""
         call = self.call
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            group = group_name(call.call_sid)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
+            self._layer_task = asyncio.create_task(self._pump_layer())
         log.info(
             "voiceflow start callSid=%s streamSid=%s tenant=%s",
             call.call_sid,
             call.stream_sid,
             call.tenant_id or "-",
         )
-        if self.channel_layer is None:
-            return
-        self.channel_name = await self.channel_layer.new_channel()
-        group = group_name(call.call_sid)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
-        self._layer_task = asyncio.create_task(self._pump_layer())
 
     async def _pump_layer(self) -> None:
         while True:
