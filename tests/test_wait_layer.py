@@ -135,13 +135,18 @@ async def test_hostile_layer_messages_are_ignored(flag_on, handled, caplog):
 
     call, ws = await started(handled, 7)
     layer = get_channel_layer()
-    await layer.group_send(wait.group_name(call.call_sid), {"type": "voiceflow.nonsense"})
+    group = wait.group_name(call.call_sid)
+    await layer.group_send(group, {"type": "voiceflow.nonsense"})
+    await layer.group_send(group, {"type": "websocket.receive", "text": call.media()})
+    await layer.group_send(group, {"type": "websocket.disconnect", "code": 1000})
     await layer.group_send(
         wait.group_name(call.call_sid), {"type": "voiceflow.wait.start", "reason": "x\n" * 100}
     )
     consumer, _ = await asyncio.wait_for(handled.get(), 5)
     assert consumer.call.wait.reason == "unspecified"
-    assert any("ignored layer message" in r.getMessage() for r in caplog.records)
+    ignored = [r.getMessage() for r in caplog.records if "ignored layer message" in r.getMessage()]
+    assert len(ignored) == 3
+    assert consumer.call.frames == 1, "a websocket.* message on the layer is not a frame"
     await send_all(ws, [call.stop()])
     await expect_server_close(ws)
 

@@ -20,7 +20,9 @@ from .wait_state import WaitState
 
 log = logging.getLogger("voiceflow_channels")
 
-# Process-wide counters of what happened at the door (refused upgrades, calls seen).
+LAYER_TYPE_PREFIX = "voiceflow."
+
+# Process-wide counters of what happened at the door ("refused_signature").
 counters: Counter[str] = Counter()
 
 
@@ -65,7 +67,6 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             log.warning("voiceflow refused upgrade to %s: %s", self.scope.get("path"), refusal)
             await self.close()
             return
-        counters["calls_accepted"] += 1
         await self.accept()
 
     async def receive(
@@ -142,8 +143,6 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         while True:
             try:
                 message = await self.channel_layer.receive(self.channel_name)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception(
                     "voiceflow layer receive failed callSid=%s; waits from other "
@@ -151,7 +150,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                     self.call.call_sid,
                 )
                 return
+            # Only our own message types: a websocket.* message on the layer is not a frame.
+            kind = message.get("type")
             try:
+                if not (isinstance(kind, str) and kind.startswith(LAYER_TYPE_PREFIX)):
+                    raise ValueError(f"type {kind!r} is not {LAYER_TYPE_PREFIX}*")
                 await self.dispatch(message)
             except ValueError as exc:
                 log.warning(
