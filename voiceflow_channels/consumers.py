@@ -42,7 +42,12 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._finished = False
         try:
             while True:
-                await self.dispatch(await receive())
+                message = await receive()
+                text = message.get("text")
+                if text is not None and message["type"] == "websocket.receive":
+                    await self.receive(text)  # the hot path: straight to the frame handler
+                else:
+                    await self.dispatch(message)
         except StopConsumer:
             pass
         finally:

@@ -23,7 +23,6 @@ ALLOWED_PARAMETERS = frozenset(TENANT_KEYS + FROM_KEYS)
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PHONE_RE = re.compile(r"\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous")
-_DIGITS_RE = re.compile(r"[0-9]{1,20}")
 _SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
 _DTMF_RE = re.compile(r"[0-9*#A-Da-dw]")
 
@@ -176,7 +175,8 @@ def mask_phone(number: str | None) -> str:
 
 
 def _digits(value: Any) -> int | None:
-    if type(value) is str and _DIGITS_RE.fullmatch(value):
+    # isascii: str.isdigit alone accepts other scripts' digits.
+    if type(value) is str and 0 < len(value) <= 20 and value.isascii() and value.isdigit():
         return int(value)
     return None
 
