@@ -1,0 +1,86 @@
+"""`manage.py voiceflow_callsim`: the call simulator (voiceflow_channels.callsim) from the shell."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from voiceflow_channels import callsim
+
+DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
+
+
+class Command(BaseCommand):
+    help = (
+        "Play simulated Twilio Media Streams calls at a websocket URL (no phone needed) and "
+        "report what was sent and how long it took."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default=DEFAULT_URL, help=f"default: {DEFAULT_URL}")
+        parser.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
+        parser.add_argument(
+            "--seconds", type=float, default=5.0, help="audio per call, 50 frames/s (default 5)"
+        )
+        pace = parser.add_mutually_exclusive_group()
+        pace.add_argument(
+            "--realtime",
+            dest="realtime",
+            action="store_true",
+            default=True,
+            help="50 media frames/s per call, as Twilio sends (the default)",
+        )
+        pace.add_argument(
+            "--flat-out",
+            dest="realtime",
+            action="store_false",
+            help="send as fast as the server takes the frames",
+        )
+        parser.add_argument("--tenant", default="t1", help="customParameters tenant_id")
+        parser.add_argument(
+            "--first",
+            type=int,
+            default=1,
+            help="number of the first call (callSid CA<n>); offset it to run several at once",
+        )
+        parser.add_argument(
+            "--close-timeout",
+            type=float,
+            default=120.0,
+            help="seconds to wait for the server to close a call after its stop (default 120)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["first"] < 0 or options["close_timeout"] <= 0:
+            raise CommandError("--first must be >= 0 and --close-timeout > 0")
+        try:
+            result = asyncio.run(
+                callsim.run(
+                    options["url"],
+                    options["calls"],
+                    options["seconds"],
+                    options["realtime"],
+                    options["tenant"] or None,
+                    first=options["first"],
+                    close_timeout=options["close_timeout"],
+                    on_progress=lambda p: self.stderr.write(f"callsim {p.line()}"),
+                )
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        mode = "realtime" if options["realtime"] else "flat-out"
+        self.stdout.write(
+            f"{len(result.calls)} calls ({mode}) to {options['url']}: {result.connected} connected "
+            f"in {result.connect_seconds:.2f}s; {result.media_frames} media frames "
+            f"({result.messages} messages) sent and closed in {result.seconds:.2f}s, "
+            f"{result.frames_per_second:,.0f} media frames/s; the simulator used "
+            f"{result.cpu_seconds:.2f}s of CPU"
+        )
+        failed = result.failed
+        for call in failed[:10]:
+            self.stderr.write(f"call {call.n} {call.call_sid}: {call.error}")
+        if failed:
+            raise CommandError(f"{len(failed)} of {len(result.calls)} calls failed")
+        self.stdout.write(self.style.SUCCESS("every call was closed by the server after its stop"))
