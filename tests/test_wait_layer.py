@@ -168,3 +168,23 @@ def test_sync_api_without_a_layer_says_what_to_set(settings):
     settings.CHANNEL_LAYERS = {}
     with pytest.raises(Exception, match="CHANNEL_LAYERS"):
         wait.start("CA1", "llm")
+
+
+async def test_a_dead_layer_costs_the_call_its_waits_never_the_call(flag_on, summaries, caplog):
+    from tests.servers import free_port
+    from voiceflow_channels import consumers
+
+    flag_on.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},  # nothing listens
+        }
+    }
+    before = consumers.counters["layer_join_failed"]
+    call = SimulatedCall(n=8)
+    ws = await open_stream()
+    await send_all(ws, [call.connected(), call.start(), call.media(), call.media(), call.stop()])
+    await expect_server_close(ws)
+    assert consumers.counters["layer_join_failed"] == before + 1
+    assert f"voiceflow could not join the layer callSid={call.call_sid}" in caplog.text
+    assert "frames=2" in summaries()[0]

@@ -21,8 +21,11 @@ from .wait_state import WaitState
 log = logging.getLogger("voiceflow_channels")
 
 LAYER_TYPE_PREFIX = "voiceflow."
+# A layer receive that fails (a Redis timeout under load) is retried, backing off to this.
+LAYER_RETRY_SECONDS = 0.5
+LAYER_RETRY_MAX_SECONDS = 30.0
 
-# Process-wide counters of what happened at the door ("refused_signature").
+# Process-wide counters: "refused_signature", "layer_join_failed", "layer_leave_failed".
 counters: Counter[str] = Counter()
 
 
@@ -90,10 +93,13 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             log.debug("voiceflow drop callSid=%s drops=%s", call.call_sid, dict(call.drops))
 
     async def websocket_disconnect(self, message: dict) -> None:
-        if self.channel_layer is not None:
-            for group in self.groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
         self._finish("disconnect without stop")
+        for group in self.groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:  # the group expires on its own (group_expiry)
+                counters["layer_leave_failed"] += 1
+                log.warning("voiceflow could not leave %s (%s: %s)", group, type(exc).__name__, exc)
         await self.disconnect(message.get("code"))
         raise StopConsumer
 
@@ -129,14 +135,26 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         return None
 
     async def _joined(self) -> None:
-        """Join the call's group (so waits from anywhere reach it), then log the start."""
+        """Join the call's group (so waits from anywhere reach it), then log the start. A layer
+        that fails (Redis down, its pool exhausted) costs the call its waits, never the call."""
         call = self.call
         if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            group = group_name(call.call_sid)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
-            self._layer_task = asyncio.create_task(self._pump_layer())
+            try:
+                self.channel_name = await self.channel_layer.new_channel()
+                group = group_name(call.call_sid)
+                await self.channel_layer.group_add(group, self.channel_name)
+            except Exception as exc:
+                counters["layer_join_failed"] += 1
+                log.warning(
+                    "voiceflow could not join the layer callSid=%s (%s: %s): waits will not "
+                    "reach this call",
+                    call.call_sid,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                self.groups.append(group)
+                self._layer_task = asyncio.create_task(self._pump_layer())
         log.info(
             "voiceflow start callSid=%s streamSid=%s tenant=%s",
             call.call_sid,
@@ -145,16 +163,23 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _pump_layer(self) -> None:
+        failures = 0
         while True:
             try:
                 message = await self.channel_layer.receive(self.channel_name)
-            except Exception:
-                log.exception(
-                    "voiceflow layer receive failed callSid=%s; waits from other "
-                    "processes no longer reach this call",
+            except Exception as exc:
+                failures += 1
+                retry = min(LAYER_RETRY_SECONDS * 2 ** (failures - 1), LAYER_RETRY_MAX_SECONDS)
+                log.warning(
+                    "voiceflow layer receive failed callSid=%s (%s: %s); retrying in %.1fs",
                     self.call.call_sid,
+                    type(exc).__name__,
+                    exc,
+                    retry,
                 )
-                return
+                await asyncio.sleep(retry)
+                continue
+            failures = 0
             # Only our own message types: a websocket.* message on the layer is not a frame.
             kind = message.get("type")
             try:
