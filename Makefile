@@ -24,3 +24,6 @@ test: install
 	$(BIN)/python -m pytest -q
 	VOZ_FEATURE_VOICE_FLOW_A=0 $(BIN)/python manage.py voiceflow_selftest
 	VOZ_FEATURE_VOICE_FLOW_A=1 $(BIN)/python manage.py voiceflow_selftest
+
+bench: install
+	$(BIN)/python -m benchmarks.stream --layers

@@ -1,0 +1,1 @@
+"""Throughput benchmarks of the Twilio stream consumer: `python -m benchmarks.stream`."""

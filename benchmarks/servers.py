@@ -1,0 +1,201 @@
+"""The servers under test, each a subprocess on a free 127.0.0.1 port, and what they log per call.
+
+A reader thread timestamps every stderr line as it arrives, so a call's completion is known at
+the server, not when its client notices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 60
+# Every server logs one line per call after its stop: ours, the naive consumer, raw, bare.
+CALL_ENDED = re.compile(r"call ended \(stop\) callSid=(\w+)\b.*?\bframes=(\d+)")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How to start one server: `{port}` in argv is replaced by its port."""
+
+    key: str
+    title: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+
+
+# The env pins what the example project would otherwise read from the caller's environment.
+DAPHNE_ENV = (("TWILIO_AUTH_TOKEN", ""), ("REDIS_URL", ""), ("VOZLIA_DEBUG", "0"))
+DAPHNE_ARGS = ("-b", "127.0.0.1", "-p", "{port}")
+
+OURS = Spec(
+    "a",
+    "TwilioStreamConsumer, daphne",
+    ("-m", "example_project", *DAPHNE_ARGS),
+    (("VOZ_FEATURE_VOICE_FLOW_A", "1"), *DAPHNE_ENV),
+)
+NAIVE = Spec(
+    "b", "naive JSON consumer, daphne", ("-m", "benchmarks.naive_asgi", *DAPHNE_ARGS), DAPHNE_ENV
+)
+RAW = Spec("c", "raw websockets server", ("-m", "benchmarks.raw_server", "{port}"))
+BARE = Spec(
+    "d", "bare ASGI app, daphne (ceiling)", ("-m", "benchmarks.bare_asgi", *DAPHNE_ARGS), DAPHNE_ENV
+)
+
+
+# Issue 6: the same consumer with no layer (the baseline), and on a real Redis layer; OURS runs
+# the example's default, the in-memory layer.
+OURS_NO_LAYER = Spec(
+    "a0",
+    "TwilioStreamConsumer, no layer",
+    OURS.argv,
+    (*OURS.env, ("DJANGO_SETTINGS_MODULE", "benchmarks.settings_no_layer")),
+)
+
+
+def ours_on_redis(redis_url: str) -> Spec:
+    return Spec(
+        "ar", "TwilioStreamConsumer, Redis layer", OURS.argv, (*OURS.env, ("REDIS_URL", redis_url))
+    )
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """A throwaway redis-server on a free 127.0.0.1 port; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("--layers needs redis-server on the PATH (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:  # ready when it accepts a connection
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One running server: its stderr lines and, per call, the frames it says it handled."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.port = free_port()
+        self.lines: list[str] = []
+        self.ended: dict[str, tuple[float, int]] = {}  # callSid -> (arrival, frames)
+        self._changed = threading.Condition()
+        argv = [a.replace("{port}", str(self.port)) for a in spec.argv]
+        # Access logs go to stdout: dropped, as in the tests.
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        try:
+            self.wait_for(rf"Listening on TCP address 127\.0\.0\.1:{self.port}", 1, STARTUP_SECONDS)
+            self.process = psutil.Process(self.proc.pid)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/twilio/stream"
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            arrival = time.perf_counter()
+            line = raw.rstrip("\n")
+            ended = CALL_ENDED.search(line)
+            with self._changed:
+                self.lines.append(line)
+                if ended:
+                    self.ended[ended[1]] = (arrival, int(ended[2]))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str, count: int, timeout: float, since: int = 0) -> None:
+        """Wait until `count` lines from line number `since` on match `pattern`."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        found = 0
+        with self._changed:
+            while True:
+                found += sum(1 for line in self.lines[since:] if regex.search(line))
+                since = len(self.lines)
+                if found >= count:
+                    return
+                self._wait(deadline, f"{count}x {pattern!r}")
+
+    def calls_ended(self, call_sids: list[str], timeout: float) -> dict[str, tuple[float, int]]:
+        """(arrival, frames) of each call's end line; raises if one never comes."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not all(s in self.ended for s in call_sids):
+                self._wait(deadline, f"the end of {len(call_sids)} calls")
+            return {s: self.ended.pop(s) for s in call_sids}
+
+    def _wait(self, deadline: float, what: str) -> None:
+        """One wait for a new line (lock held); raises once past `deadline` or if it exited."""
+        left = deadline - time.monotonic()
+        if left <= 0 or self.proc.poll() is not None:
+            log = "\n".join(self.lines[-40:])
+            raise RuntimeError(f"{self.spec.title} never logged {what}:\n{log}")
+        self._changed.wait(left)
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the server process, all its threads."""
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def rss(self) -> int:
+        return self.process.memory_info().rss
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()

@@ -1,0 +1,249 @@
+"""Frames/s processed by our consumer under daphne against a naive consumer and a raw server.
+
+    python -m benchmarks.stream [--calls 200] [--frames 250] [--rounds 5] [--idle-calls 1000]
+
+Each round plays the same flat-out load (voiceflow_channels.callsim) at each server in turn. A
+round counts only if every call's server-side frame count equals what was sent; otherwise the
+benchmark stops with exit status 1. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from benchmarks.idle import idle_calls
+from benchmarks.servers import (
+    BARE,
+    NAIVE,
+    OURS,
+    OURS_NO_LAYER,
+    RAW,
+    Server,
+    Spec,
+    ours_on_redis,
+    redis_server,
+)
+from voiceflow_channels import callsim
+
+SPECS = (OURS, NAIVE, RAW, BARE)
+WARMUP_CALLS = 20
+WARMUP_FRAMES = 50
+END_LINES_TIMEOUT = 60
+IDLE_TIMEOUT = 300
+
+
+class LostFrames(RuntimeError):
+    """A server did not handle every frame sent, or a call could not send them all."""
+
+
+@dataclass(frozen=True)
+class Round:
+    """One server's share of one round."""
+
+    frames_per_second: float
+    server_us_per_frame: float
+    server_busy: float
+    client_busy: float
+    unclean: int
+
+
+def measure(server: Server, calls: int, frames: int, first: int) -> Round:
+    """Play the load at `server` and check, call by call, that it handled every media frame.
+
+    Timed from the first connect to the last call's end line arriving from the server: its own
+    completion, since it handles a connection's frames in order before that call's stop. The
+    frames are rendered before the first connect, and the server's CPU counted from then on.
+    """
+    seconds = frames / callsim.FRAMES_PER_SECOND
+    cpu = server.cpu_seconds()
+    result = asyncio.run(callsim.run(server.url, calls, seconds, False, first=first))
+    cpu = server.cpu_seconds() - cpu
+    short = [c for c in result.calls if c.media_frames != frames]
+    if short:
+        raise LostFrames(f"{server.spec.title}: {len(short)} calls did not send: {short[0]}")
+    sent = {c.call_sid: c.media_frames for c in result.calls}
+    ended = server.calls_ended(list(sent), END_LINES_TIMEOUT)
+    lost = [(sid, n, ended[sid][1]) for sid, n in sent.items() if ended[sid][1] != n]
+    if lost:
+        sid, n, got = lost[0]
+        raise LostFrames(
+            f"{server.spec.title}: {len(lost)} calls lost frames, e.g. {sid}: sent {n}, got {got}"
+        )
+    elapsed = max(arrival for arrival, _ in ended.values()) - result.started
+    return Round(
+        frames_per_second=result.media_frames / elapsed,
+        server_us_per_frame=cpu / result.media_frames * 1e6,
+        server_busy=cpu / elapsed,
+        client_busy=result.cpu_seconds / elapsed,
+        unclean=len(result.failed),
+    )
+
+
+def idle_rss_per_call(calls: int, first: int) -> tuple[float, int, int]:
+    """KiB of daphne RSS per open call of ours at `calls` idle calls, and RSS before and during."""
+    server = Server(OURS)
+    try:
+        measure(server, WARMUP_CALLS, WARMUP_FRAMES, first)
+        before = server.rss()
+        since = len(server.lines)
+
+        async def hold() -> int:
+            async with idle_calls(server.url, calls, first + WARMUP_CALLS):
+                # Every start logged: the server has handled each call's frames so far.
+                await asyncio.to_thread(
+                    server.wait_for, r"voiceflow start callSid=", calls, IDLE_TIMEOUT, since
+                )
+                return server.rss()
+
+        during = asyncio.run(hold())
+    finally:
+        server.stop()
+    return (during - before) / calls / 1024, before, during
+
+
+def numbers(step: int) -> Iterator[int]:
+    """Call numbers for successive runs, so no two calls to one server share a callSid."""
+    n = 1
+    while True:
+        yield n
+        n += step
+
+
+def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, list[Round]]:
+    servers: list[Server] = []
+    firsts = numbers(max(args.calls, WARMUP_CALLS))
+    try:
+        for spec in specs:
+            servers.append(Server(spec))
+        for server in servers:
+            measure(server, WARMUP_CALLS, WARMUP_FRAMES, next(firsts))
+        rounds: dict[Spec, list[Round]] = {s.spec: [] for s in servers}
+        for r in range(1, args.rounds + 1):
+            # Interleaved, so a noisy minute hurts every server alike; and rotated, so no server
+            # always follows the same one.
+            turn = (r - 1) % len(servers)
+            for server in servers[turn:] + servers[:turn]:
+                result = measure(server, args.calls, args.frames, next(firsts))
+                rounds[server.spec].append(result)
+                print(
+                    f"round {r}/{args.rounds} {server.spec.key}: "
+                    f"{result.frames_per_second:,.0f} frames/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return rounds
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple) -> str:
+    median = {s.key: statistics.median(r.frames_per_second for r in rs) for s, rs in rounds.items()}
+    lines = [
+        f"voiceflow stream benchmark {datetime.now():%Y-%m-%d %H:%M}: 127.0.0.1, "
+        f"{os.cpu_count()} CPUs, client on the same box",
+        f"load: {args.calls} concurrent calls x {args.frames} media frames (160-byte mu-law, "
+        f"plus connected, start, marks, dtmf, stop), flat-out; rounds: {args.rounds}, interleaved",
+        f"command: python -m benchmarks.stream --calls {args.calls} --frames {args.frames} "
+        f"--rounds {args.rounds} --idle-calls {args.idle_calls}"
+        + (" --layers" if args.layers else ""),
+        "",
+        f"{'server':36} {'frames/s':>9} {'CPU us/frame':>12} {'server busy':>11} "
+        f"{'client busy':>11} {'unclean closes':>14}   frames/s of each round",
+    ]
+    for spec, rs in rounds.items():
+        lines.append(
+            f"{spec.key}. {spec.title:33} {median[spec.key]:>9,.0f} "
+            f"{statistics.median(r.server_us_per_frame for r in rs):>12.1f} "
+            f"{statistics.median(r.server_busy for r in rs):>11.0%} "
+            f"{statistics.median(r.client_busy for r in rs):>11.0%} "
+            f"{sum(r.unclean for r in rs):>14}   "
+            + " ".join(f"{r.frames_per_second:,.0f}" for r in rs)
+        )
+    lines.append("(medians; CPU us/frame: the server's user+system CPU over media frames handled)")
+    a_b, a_c = median["a"] / median["b"], median["a"] / median["c"]
+    # CPU per frame is the steadier figure on a shared box: what the server would do with a core.
+    cpu = {s.key: statistics.median(r.server_us_per_frame for r in rs) for s, rs in rounds.items()}
+    per_call, before, during = rss
+    calls_checked = args.calls * args.rounds + WARMUP_CALLS
+    lines += [
+        "",
+        f"{'ratio':8}{'frames/s':>10}{'CPU/frame':>14}",
+        _ratio("a/b", a_b, cpu["b"] / cpu["a"], 3.0),
+        _ratio("a/c", a_c, cpu["c"] / cpu["a"], 0.5),
+        _ratio("a/d", median["a"] / median["d"], cpu["d"] / cpu["a"], None)
+        + "   (d: a bare ASGI app under the same daphne)",
+        f"lost frames: 0 (every call's server-side count equals what was sent; "
+        f"{calls_checked} calls per server)",
+        f"RSS per idle call (a, {args.idle_calls} calls after connected+start): {per_call:.1f} KiB "
+        f"(daphne RSS {before / 2**20:.1f} MiB -> {during / 2**20:.1f} MiB)",
+    ]
+    if "a0" in median:
+        lines += ["", "what the channel layer costs the media path (goal: within 10%):"]
+        for key, name in (("a", "in-memory layer"), ("ar", "Redis layer")):
+            ratio, cpu_ratio = median[key] / median["a0"], cpu["a0"] / cpu[key]
+            verdict = "within 10%" if min(ratio, cpu_ratio) >= 0.9 else "MORE than 10%"
+            lines.append(
+                f"{key}/a0    {ratio:>6.2f}{cpu_ratio:>14.2f}   {name} vs no layer: {verdict}"
+            )
+    return "\n".join(lines)
+
+
+def _ratio(name: str, by_rate: float, by_cpu: float, goal: float | None) -> str:
+    line = f"{name:8}{by_rate:>10.2f}{by_cpu:>14.2f}"
+    if goal is None:
+        return line
+    by_rate_verdict = "met" if by_rate >= goal else "NOT met"
+    by_cpu_verdict = "met" if by_cpu >= goal else "NOT met"
+    return f"{line}   goal >= {goal}: {by_rate_verdict} by frames/s, {by_cpu_verdict} by CPU"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stream", description=__doc__)
+    parser.add_argument("--calls", type=int, default=200, help="concurrent calls per round")
+    parser.add_argument("--frames", type=int, default=250, help="media frames per call")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
+    parser.add_argument("--idle-calls", type=int, default=1000, help="calls held for the RSS")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 20 calls x 50 frames, 1 round, 50 idle"
+    )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="also run our consumer with no layer (a0) and on a Redis layer (ar, needs "
+        "redis-server), to show what the layer costs the media path",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.frames, args.rounds, args.idle_calls = 20, 50, 1, 50
+    for name in ("calls", "frames", "rounds", "idle_calls"):
+        if not 1 <= getattr(args, name) <= callsim.MAX_CALLS:
+            parser.error(f"--{name.replace('_', '-')} must be 1..{callsim.MAX_CALLS}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.layers:
+            with redis_server() as redis_url:
+                rounds = run_rounds(args, (*SPECS, OURS_NO_LAYER, ours_on_redis(redis_url)))
+        else:
+            rounds = run_rounds(args, SPECS)
+        rss = idle_rss_per_call(args.idle_calls, first=1)
+    except RuntimeError as exc:  # LostFrames, or a server that never finished its calls
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(table(args, rounds, rss))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
