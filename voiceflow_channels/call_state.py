@@ -10,9 +10,9 @@ from typing import Any
 
 from .twilio_events import (
     DEFAULT_LIMITS,
-    KNOWN_EVENTS,
     Limits,
     decode_message,
+    event_name,
     mask_phone,
     parse_twilio_dtmf,
     parse_twilio_mark,
@@ -95,16 +95,16 @@ class CallState:
     def handle(self, d: dict[str, Any]) -> str:
         """Apply one decoded event; returns what it was taken as: an event name, "unknown" or
         "drop"."""
-        event = d.get("event") if type(d) is dict else None
-        if type(event) is not str:
+        event = event_name(d)
+        if event is None:
             return self.drop("not_json_event")
         if self.stopped:
             return self.drop("after_stop")
         if event == "start":
             return self._start(d)
-        if event not in KNOWN_EVENTS:
+        if event == "unknown":
             self.unknown += 1
-            return "unknown"
+            return event
         if event == "connected":
             return event
         if not self.started:

@@ -24,7 +24,7 @@ ALLOWED_PARAMETERS = frozenset(TENANT_KEYS + FROM_KEYS)
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PHONE_RE = re.compile(r"\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous")
 _SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
-_DTMF_RE = re.compile(r"[0-9*#A-Da-dw]")
+_DTMF_RE = re.compile(r"[0-9*#A-D]")
 
 
 @dataclass(frozen=True, slots=True)
