@@ -144,7 +144,7 @@ def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, 
             server.stop()
 
 
-def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple) -> str:
+def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple | None) -> str:
     median = {s.key: statistics.median(r.frames_per_second for r in rs) for s, rs in rounds.items()}
     lines = [
         f"voiceflow stream benchmark {datetime.now():%Y-%m-%d %H:%M}: 127.0.0.1, "
@@ -153,7 +153,8 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple)
         f"plus connected, start, marks, dtmf, stop), flat-out; rounds: {args.rounds}, interleaved",
         f"command: python -m benchmarks.stream --calls {args.calls} --frames {args.frames} "
         f"--rounds {args.rounds} --idle-calls {args.idle_calls}"
-        + (" --layers" if args.layers else ""),
+        + (" --layers" if args.layers else "")
+        + (" --layers-only" if args.layers_only else ""),
         "",
         f"{'server':36} {'frames/s':>9} {'CPU us/frame':>12} {'server busy':>11} "
         f"{'client busy':>11} {'unclean closes':>14}   frames/s of each round",
@@ -168,23 +169,28 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple)
             + " ".join(f"{r.frames_per_second:,.0f}" for r in rs)
         )
     lines.append("(medians; CPU us/frame: the server's user+system CPU over media frames handled)")
-    a_b, a_c = median["a"] / median["b"], median["a"] / median["c"]
     # CPU per frame is the steadier figure on a shared box: what the server would do with a core.
     cpu = {s.key: statistics.median(r.server_us_per_frame for r in rs) for s, rs in rounds.items()}
-    per_call, before, during = rss
     calls_checked = args.calls * args.rounds + WARMUP_CALLS
-    lines += [
-        "",
-        f"{'ratio':8}{'frames/s':>10}{'CPU/frame':>14}",
-        _ratio("a/b", a_b, cpu["b"] / cpu["a"], 3.0),
-        _ratio("a/c", a_c, cpu["c"] / cpu["a"], 0.5),
-        _ratio("a/d", median["a"] / median["d"], cpu["d"] / cpu["a"], None)
-        + "   (d: a bare ASGI app under the same daphne)",
+    lines.append(
         f"lost frames: 0 (every call's server-side count equals what was sent; "
-        f"{calls_checked} calls per server)",
-        f"RSS per idle call (a, {args.idle_calls} calls after connected+start): {per_call:.1f} KiB "
-        f"(daphne RSS {before / 2**20:.1f} MiB -> {during / 2**20:.1f} MiB)",
-    ]
+        f"{calls_checked} calls per server)"
+    )
+    if "b" in median:
+        lines += [
+            "",
+            f"{'ratio':8}{'frames/s':>10}{'CPU/frame':>14}",
+            _ratio("a/b", median["a"] / median["b"], cpu["b"] / cpu["a"], 3.0),
+            _ratio("a/c", median["a"] / median["c"], cpu["c"] / cpu["a"], 0.5),
+            _ratio("a/d", median["a"] / median["d"], cpu["d"] / cpu["a"], None)
+            + "   (d: a bare ASGI app under the same daphne)",
+        ]
+    if rss is not None:
+        per_call, before, during = rss
+        lines.append(
+            f"RSS per idle call (a, {args.idle_calls} calls after connected+start): "
+            f"{per_call:.1f} KiB (daphne RSS {before / 2**20:.1f} MiB -> {during / 2**20:.1f} MiB)"
+        )
     if "a0" in median:
         lines += ["", "what the channel layer costs the media path (goal: within 10%):"]
         for key, name in (("a", "in-memory layer"), ("ar", "Redis layer")):
@@ -215,6 +221,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="a smoke run: 20 calls x 50 frames, 1 round, 50 idle"
     )
     parser.add_argument(
+        "--layers-only",
+        action="store_true",
+        help="only our consumer with no layer, in-memory and on Redis (no b/c/d, no idle RSS)",
+    )
+    parser.add_argument(
         "--layers",
         action="store_true",
         help="also run our consumer with no layer (a0) and on a Redis layer (ar, needs "
@@ -232,12 +243,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.layers:
+        if args.layers or args.layers_only:
+            others = (OURS,) if args.layers_only else SPECS
             with redis_server() as redis_url:
-                rounds = run_rounds(args, (*SPECS, OURS_NO_LAYER, ours_on_redis(redis_url)))
+                rounds = run_rounds(args, (*others, OURS_NO_LAYER, ours_on_redis(redis_url)))
         else:
             rounds = run_rounds(args, SPECS)
-        rss = idle_rss_per_call(args.idle_calls, first=1)
+        rss = None if args.layers_only else idle_rss_per_call(args.idle_calls, first=1)
     except RuntimeError as exc:  # LostFrames, or a server that never finished its calls
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

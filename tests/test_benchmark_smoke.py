@@ -1,0 +1,13 @@
+"""The stream benchmark still runs end to end (tiny load; no figures are asserted)."""
+
+from __future__ import annotations
+
+from benchmarks import stream
+
+
+def test_quick_benchmark_checks_every_frame_and_prints_the_table(capsys):
+    assert stream.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "lost frames: 0" in out
+    for row in ("a. TwilioStreamConsumer", "b. naive", "c. raw websockets", "a/b", "a/c"):
+        assert row in out
