@@ -124,16 +124,12 @@ def frames_for(seconds: float) -> int:
 
 
 def script(call: SimulatedCall, frames: int) -> Iterator[tuple[str, bool]]:
-    """The call's text frames in order, each with whether it is a 20 ms media frame."""
-    yield call.connected(), False
-    yield call.start(), False
-    for i in range(1, frames + 1):
-        yield call.media(), True
-        if i % MARK_EVERY == 0:
-            yield call.mark(f"m{i}"), False
-        if i % DTMF_EVERY == 0:
-            yield call.dtmf(str(i % 10)), False
-    yield call.stop(), False
+    """The call's text frames in order (`SimulatedCall.whole_call`), each with whether it is a
+    20 ms media frame: rendering one moves the call's media `chunk` counter."""
+    seen = call.chunk
+    for frame in call.whole_call(frames, mark_every=MARK_EVERY, dtmf_every=DTMF_EVERY):
+        yield frame, call.chunk != seen
+        seen = call.chunk
 
 
 def batches(call: SimulatedCall, frames: int, size: int) -> Iterator[Batch]:
