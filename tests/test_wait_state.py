@@ -35,8 +35,24 @@ def test_chime_due_exactly_at_the_threshold():
     clock.now = 1_800
     assert wait.chime_due()
     assert wait.record_chime_if_due()
-    assert not wait.record_chime_if_due(), "recorded once per wait"
+    assert not wait.record_chime_if_due(), "the next one is a repeat time away"
     assert wait.chimes_due == 1
+
+
+def test_the_chime_repeats_from_when_the_last_one_started():
+    clock = FakeClock()
+    wait = WaitState(800, clock, repeat_ms=2000)
+    wait.notify_wait_start("llm")
+    clock.now = 2_000  # late (something else was playing): the repeat counts from here
+    assert wait.record_chime_if_due()
+    assert wait.ms_until_chime() == 2000
+    clock.now = 3_999
+    assert not wait.record_chime_if_due()
+    clock.now = 4_000
+    assert wait.record_chime_if_due() and wait.chimes_due == 2
+    wait.notify_wait_end()
+    wait.notify_wait_start("again")
+    assert wait.ms_until_chime() == 800, "a new wait starts from the threshold again"
 
 
 def test_second_start_keeps_the_first_start_time_and_reason():

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 DEFAULT_TRIGGER_MS = 800
+DEFAULT_REPEAT_MS = 2000
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,12 @@ class WaitState:
 
     __slots__ = (
         "_clock",
-        "chime_recorded",
         "chimes_due",
         "debug",
         "label",
+        "last_chime_ms",
         "reason",
+        "repeat_ms",
         "threshold_ms",
         "waiting_audio_active",
         "waiting_started_ms",
@@ -39,17 +41,19 @@ class WaitState:
         threshold_ms: int = DEFAULT_TRIGGER_MS,
         clock: Callable[[], int] = monotonic_ms,
         *,
+        repeat_ms: int = DEFAULT_REPEAT_MS,
         label: str = "-",
         debug: bool = False,
     ) -> None:
         self.threshold_ms = threshold_ms
+        self.repeat_ms = repeat_ms
         self._clock = clock
         self.label = label
         self.debug = debug
         self.waiting_audio_active = False
         self.waiting_started_ms: int | None = None
         self.reason: str | None = None
-        self.chime_recorded = False
+        self.last_chime_ms: int | None = None
         self.waits_started = 0
         self.chimes_due = 0
 
@@ -61,7 +65,7 @@ class WaitState:
         self.waiting_audio_active = True
         self.waiting_started_ms = self._clock()
         self.reason = reason
-        self.chime_recorded = False
+        self.last_chime_ms = None
         self.waits_started += 1
         self._breadcrumb("start", reason)
 
@@ -76,21 +80,25 @@ class WaitState:
         self._breadcrumb("end", reason)
 
     def ms_until_chime(self, now_ms: int | None = None) -> int | None:
-        """Milliseconds until the chime is due (0 when due now); None when not waiting."""
+        """Milliseconds until the chime is due (0 when due now); None when not waiting. The first
+        is due at the threshold, each next one `repeat_ms` after the last one started."""
         if self.waiting_started_ms is None:
             return None
         now = self._clock() if now_ms is None else now_ms
-        return max(self.waiting_started_ms + self.threshold_ms - now, 0)
+        if self.last_chime_ms is None:
+            return max(self.waiting_started_ms + self.threshold_ms - now, 0)
+        return max(self.last_chime_ms + self.repeat_ms - now, 0)
 
     def chime_due(self, now_ms: int | None = None) -> bool:
-        """True once the current wait has lasted at least the threshold."""
+        """True once the wait has lasted the threshold, and the repeat time since the last chime."""
         return self.ms_until_chime(now_ms) == 0
 
     def record_chime_if_due(self, now_ms: int | None = None) -> bool:
-        """Record "chime due" once per wait, when it is due; True when this call recorded it."""
-        if self.chime_recorded or not self.chime_due(now_ms):
+        """Record a chime starting now, if one is due; True when this call recorded it."""
+        now = self._clock() if now_ms is None else now_ms
+        if not self.chime_due(now):
             return False
-        self.chime_recorded = True
+        self.last_chime_ms = now
         self.chimes_due += 1
         self._breadcrumb("chime due", self.reason)
         return True

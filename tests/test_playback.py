@@ -1,0 +1,262 @@
+"""The playback module alone: lead, marks, the ledger, clear, stale marks, late audio, fillers."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voiceflow_channels.playback import Clear, Mark, Media, Playback, Step
+
+MS = 8  # bytes of mu-law per ms
+
+
+def audio(ms: int) -> bytes:
+    return b"\x10" * (ms * MS)
+
+
+def marks(step: Step) -> list[str]:
+    return [m.name for m in step.outbound if isinstance(m, Mark)]
+
+
+def media_ms(step: Step) -> list[int]:
+    return [len(m.audio) // MS for m in step.outbound if isinstance(m, Media)]
+
+
+def test_never_more_than_the_lead_ahead_and_a_mark_after_every_segment():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    step = playback.play("speech", audio(1000))
+    assert media_ms(step) == [100, 100, 100]
+    assert [type(m) for m in step.outbound] == [Media, Mark] * 3
+    assert marks(step) == ["vf1.1", "vf1.2", "vf1.3"]
+    assert playback.outstanding_ms == 300
+
+
+def test_each_echo_refills_the_lead_and_the_last_mark_ends_the_utterance():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    sent = marks(playback.play("speech", audio(450)))
+    step = playback.on_mark(sent[0])
+    assert media_ms(step) == [100]
+    sent += marks(step)
+    step = playback.on_mark(sent[1])
+    assert media_ms(step) == [60]  # 450 ms padded to whole 20 ms frames: 460
+    sent += marks(step)
+    assert sent[-1] == "vf1.5.end"
+    for name in sent[2:-1]:
+        assert playback.on_mark(name).ended == []
+    [done] = playback.on_mark(sent[-1]).ended
+    assert (done.label, done.queued_ms, done.played_ms, done.cleared_ms) == ("speech", 460, 460, 0)
+    assert playback.idle and playback.outstanding_ms == 0 and playback.played_ms == 460
+
+
+def test_audio_is_padded_to_whole_frames_of_silence():
+    playback = Playback()
+    step = playback.play("speech", b"\x01" * 170)
+    assert [m.audio for m in step.outbound if isinstance(m, Media)] == [
+        b"\x01" * 170 + b"\xff" * 150
+    ]
+
+
+def test_an_echo_confirms_every_mark_before_it():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    sent = marks(playback.play("speech", audio(600)))
+    step = playback.on_mark(sent[1])
+    assert playback.played_ms == 200
+    assert media_ms(step) == [100, 100]
+
+
+def test_clear_mid_utterance_closes_the_books():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    sent = marks(playback.play("speech", audio(1000)))
+    playback.on_mark(sent[0])
+    step = playback.clear()
+    assert step.outbound == [Clear()]
+    [done] = step.ended
+    assert (done.played_ms, done.cleared_ms, done.queued_ms) == (100, 900, 1000)
+    assert playback.idle and playback.outstanding_ms == 0 and playback.generation == 2
+    assert playback.clear() == Step(), "nothing is queued: no second clear"
+
+
+def test_marks_echoed_by_the_clear_are_never_played():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    sent = marks(playback.play("speech", audio(1000)))
+    playback.clear()
+    for name in sent:  # Twilio echoes the pending marks at once on clear
+        assert playback.on_mark(name) == Step()
+    assert playback.played_ms == 0 and playback.cleared_ms == 1000
+    assert playback.stale_marks == 3
+
+
+def test_a_stale_mark_does_not_credit_the_next_generation():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    old = marks(playback.play("a", audio(500)))
+    playback.clear()
+    new = marks(playback.play("b", audio(500)))
+    assert new[0] == "vf2.4"
+    assert playback.on_mark(old[0]) == Step()
+    assert playback.outstanding_ms == 300 and playback.played_ms == 0
+    assert media_ms(playback.on_mark(new[0])) == [100]
+    assert playback.played_ms == 100
+
+
+def test_late_audio_of_a_cleared_utterance_is_ignored():
+    playback = Playback()
+    playback.play("speech", audio(200), key="reply-1", final=False)
+    playback.clear()
+    assert playback.extend("reply-1", audio(200), final=True) == Step()
+    assert playback.late_audio == 1 and playback.idle
+
+
+def test_a_streamed_utterance_waits_for_its_next_part_and_keeps_order():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    step = playback.play("speech", audio(100), key="k", final=False)
+    sent = marks(step)
+    assert sent == ["vf1.1"]
+    assert media_ms(playback.play("next", audio(100))) == [], "it waits behind the open one"
+    step = playback.extend("k", audio(100), final=True)
+    assert marks(step) == ["vf1.2.end", "vf1.3.end"]
+    assert playback.extend("k", audio(100), final=True) == Step()
+    assert playback.late_audio == 1
+
+
+def test_the_queue_bound_refuses_new_audio_and_counts_it():
+    playback = Playback(max_queued_ms=1000)
+    playback.play("a", audio(800))
+    assert playback.play("b", audio(400)) == Step()
+    assert (playback.refused, playback.refused_ms, playback.unsettled_ms) == (1, 400, 800)
+    playback.play("c", audio(200))
+    assert playback.unsettled_ms == 1000
+
+
+def test_a_refused_part_ends_a_streamed_utterance_with_what_it_has():
+    playback = Playback(max_queued_ms=500)
+    sent = marks(playback.play("speech", audio(300), key="k", final=False))
+    playback.extend("k", audio(400), final=False)
+    assert playback.refused == 1
+    for name in sent:
+        step = playback.on_mark(name)
+    [done] = step.ended
+    assert (done.queued_ms, done.played_ms) == (300, 300)
+    assert playback.extend("k", audio(100), final=True) == Step()
+
+
+def test_a_filler_plays_only_when_idle_and_speech_clears_it():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    chime = marks(playback.play("chime", audio(400), filler=True))
+    playback.on_mark(chime[0])
+    step = playback.play("speech", audio(200))
+    assert step.outbound[0] == Clear()
+    assert media_ms(step) == [100, 100]
+    [cut] = step.ended
+    assert (cut.label, cut.played_ms, cut.cleared_ms) == ("chime", 100, 300)
+    assert playback.play("chime", audio(400), filler=True) == Step()
+    assert playback.filler_played_ms == 100
+    assert playback.clear_filler() == Step(), "clear_filler never clears the assistant"
+    assert playback.playing.label == "speech"
+
+
+def test_clear_filler_clears_only_a_filler():
+    playback = Playback()
+    playback.play("chime", audio(400), filler=True)
+    step = playback.clear_filler()
+    assert step.outbound == [Clear()] and step.ended[0].label == "chime"
+
+
+def test_marks_that_are_not_ours_are_counted_and_ignored():
+    playback = Playback()
+    playback.play("speech", audio(500))
+    for name in ("m100", "vfx.1", "vf", "vf99999999999.1", "vf1.99", "vf0.1"):
+        assert playback.on_mark(name) == Step()
+    assert playback.foreign_marks == 4 and playback.stale_marks == 2
+    assert playback.outstanding_ms == 300
+
+
+def test_end_of_call_counts_what_was_not_confirmed_as_cleared():
+    playback = Playback()
+    playback.play("a", audio(500))
+    playback.play("b", audio(500))
+    step = playback.end()
+    assert step.outbound == []
+    assert [(u.label, u.played_ms, u.cleared_ms) for u in step.ended] == [
+        ("a", 0, 500),
+        ("b", 0, 500),
+    ]
+
+
+def test_settings_are_checked():
+    for lead, every in ((100, 200), (300, 10)):
+        try:
+            Playback(lead_ms=lead, mark_every_ms=every)
+        except ValueError as exc:
+            assert "mark_every_ms" in str(exc)
+        else:
+            raise AssertionError(f"accepted lead {lead} every {every}")
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("play"), st.integers(0, 700), st.booleans(), st.booleans()),
+        st.tuples(st.just("extend"), st.integers(0, 700), st.booleans(), st.booleans()),
+        st.tuples(st.just("echo"), st.integers(1, 3)),
+        st.tuples(st.just("clear")),
+        st.tuples(st.just("clear_filler")),
+        st.tuples(st.just("stale")),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(ops, st.sampled_from([(300, 100), (100, 20), (200, 60), (500, 500)]))
+def test_the_books_always_balance(script, lead_every):
+    """Random plays, streamed parts, echoes, clears and stale marks against a model of Twilio's
+    buffer: the lead holds, the books of every utterance balance, nothing is played twice."""
+    lead, every = lead_every
+    playback = Playback(lead_ms=lead, mark_every_ms=every, max_queued_ms=2000)
+    wire: list[str] = []  # marks Twilio holds, in order
+    echoed_stale: list[str] = []
+    queued = ended_played = ended_cleared = 0
+    keys = 0
+
+    def apply(step: Step) -> None:
+        nonlocal ended_played, ended_cleared
+        for message in step.outbound:
+            if isinstance(message, Clear):
+                echoed_stale.extend(wire)
+                wire.clear()
+            elif isinstance(message, Mark):
+                wire.append(message.name)
+        for u in step.ended:
+            assert u.played_ms + u.cleared_ms == u.queued_ms
+            ended_played += u.played_ms
+            ended_cleared += u.cleared_ms
+
+    for op in script:
+        before = playback.refused_ms
+        if op[0] == "play":
+            keys += 1
+            filler, final = op[2], op[3]
+            idle = playback.idle
+            apply(playback.play("x", audio(op[1]), key=str(keys), final=final, filler=filler))
+            if not filler or idle:
+                queued += -(-op[1] * MS // 160) * 160 // MS - (playback.refused_ms - before)
+        elif op[0] == "extend":
+            late = playback.late_audio
+            apply(playback.extend(str(keys), audio(op[1]), final=op[3]))
+            if playback.late_audio == late:
+                queued += -(-op[1] * MS // 160) * 160 // MS - (playback.refused_ms - before)
+        elif op[0] == "echo":
+            for _ in range(op[1]):
+                if wire:
+                    apply(playback.on_mark(wire.pop(0)))
+        elif op[0] == "clear":
+            apply(playback.clear())
+        elif op[0] == "clear_filler":
+            apply(playback.clear_filler())
+        elif echoed_stale:
+            apply(playback.on_mark(echoed_stale.pop(0)))
+        assert 0 <= playback.outstanding_ms <= lead
+        assert playback.unsettled_ms <= 2000
+        assert playback.played_ms + playback.cleared_ms + playback.unsettled_ms == queued
+    apply(playback.end())
+    assert (ended_played, ended_cleared) == (playback.played_ms, playback.cleared_ms)
+    assert ended_played + ended_cleared == queued

@@ -1,0 +1,176 @@
+"""The thinking chime's audio: the built-in chime, WAV loading, mu-law (G.711) encoding."""
+
+from __future__ import annotations
+
+import array
+import functools
+import math
+import os
+import struct
+import sys
+import wave
+from collections.abc import Iterable
+from typing import BinaryIO
+
+SAMPLE_RATE = 8000
+FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law: one Twilio media frame
+MULAW_SILENCE = 0xFF
+MAX_SOUND_SECONDS = 10
+
+_NEEDS = (
+    "VOICE_WAIT_SOUND_FILE needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM, "
+    f"at most {MAX_SOUND_SECONDS} s long"
+)
+_TAG_PCM, _TAG_MULAW, _TAG_EXTENSIBLE = 0x0001, 0x0007, 0xFFFE
+# WAVE_FORMAT_EXTENSIBLE's subformat GUID is the plain format tag followed by these 14 bytes.
+_GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+_FORMAT_NAMES = {_TAG_PCM: "PCM", 3: "float", 6: "A-law", _TAG_MULAW: "mu-law"}
+# audioop's G.711 code works on sample >> 2 (14 bits): clip 8159, bias 0x84 >> 2, these segments.
+_SEGMENT_ENDS = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
+
+
+def _encode_14bit(value: int) -> int:
+    """One sample the way the G.711 reference (and audioop) does it, on 16-bit input >> 2."""
+    mask = 0x7F if value < 0 else 0xFF
+    magnitude = min(abs(value), 8159) + (0x84 >> 2)
+    segment = next((s for s, end in enumerate(_SEGMENT_ENDS) if magnitude <= end), None)
+    if segment is None:  # past the top segment: the loudest code
+        return 0x7F ^ mask
+    return ((segment << 4) | ((magnitude >> (segment + 1)) & 0xF)) ^ mask
+
+
+def _decode(code: int) -> int:
+    code = ~code & 0xFF
+    magnitude = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
+    return 0x84 - magnitude if code & 0x80 else magnitude - 0x84
+
+
+# Indexed by sample >> 2 (-8192..8191): negative indexes land in the upper half, in order.
+_ENCODE = bytes(_encode_14bit(v if v < 8192 else v - 16384) for v in range(16384))
+_DECODE = tuple(_decode(code) for code in range(256))
+
+
+def linear_to_mulaw(samples: Iterable[int]) -> bytes:
+    """16-bit signed PCM samples to G.711 mu-law, bit-exact with audioop.lin2ulaw."""
+    return bytes(_ENCODE[sample >> 2] for sample in samples)
+
+
+def mulaw_to_linear(data: bytes) -> array.array:
+    """G.711 mu-law to 16-bit signed PCM samples, bit-exact with audioop.ulaw2lin."""
+    return array.array("h", (_DECODE[code] for code in data))
+
+
+def pad_to_frames(mulaw: bytes) -> bytes:
+    """Pad with silence to whole 20 ms frames, so every frame sent is full."""
+    return mulaw + bytes([MULAW_SILENCE]) * (-len(mulaw) % FRAME_BYTES)
+
+
+# Two bell-like notes a fifth apart (E5, then B5 as the first fades), inside the phone band.
+_CHIME_NOTES = ((0.0, 659.26), (0.12, 987.77))
+_CHIME_PARTIALS = ((1, 1.0), (2, 0.25), (3, 0.1))  # harmonic, relative level
+_CHIME_FRAMES = 25  # 0.5 s
+_CHIME_PEAK = 8000  # about -12 dBFS: heard over a quiet line, never startling
+_FADE_IN_SECONDS = 0.005  # a sine starting at full level clicks
+_FADE_OUT_SECONDS = 0.04  # so the last sample is exactly silence
+_DECAY_SECONDS = 0.1
+
+
+def _bell(t: float, freq: float) -> float:
+    if t < 0:
+        return 0.0
+    envelope = min(t / _FADE_IN_SECONDS, 1.0) * math.exp(-t / _DECAY_SECONDS)
+    # Higher partials die away faster, as on a struck bell.
+    return envelope * sum(
+        level * math.exp(-t * (k - 1) / _DECAY_SECONDS) * math.sin(2 * math.pi * freq * k * t)
+        for k, level in _CHIME_PARTIALS
+    )
+
+
+@functools.cache
+def synthesize_chime() -> bytes:
+    """The built-in chime as mu-law: 0.5 s, whole 20 ms frames, soft, ending in silence."""
+    count = _CHIME_FRAMES * FRAME_BYTES
+    fade_out = _FADE_OUT_SECONDS * SAMPLE_RATE
+    signal = [
+        min((count - 1 - i) / fade_out, 1.0)
+        * sum(_bell(i / SAMPLE_RATE - start, freq) for start, freq in _CHIME_NOTES)
+        for i in range(count)
+    ]
+    scale = _CHIME_PEAK / max(map(abs, signal))
+    return linear_to_mulaw(round(x * scale) for x in signal)
+
+
+class SoundFileError(ValueError):
+    """A sound file that cannot be played as the chime; the message names the file and the fix."""
+
+
+def load_wav(path: str | os.PathLike[str]) -> bytes:
+    """Read an 8 kHz mono mu-law or 16-bit PCM WAV file as mu-law padded to whole frames."""
+    try:
+        with open(path, "rb") as stream:
+            tag, data = _read_wav(stream, path)
+    except OSError as exc:
+        raise SoundFileError(f"{path} cannot be read ({exc.strerror or exc}); {_NEEDS}") from exc
+    if tag == _TAG_MULAW:
+        return pad_to_frames(data)
+    samples = array.array("h")
+    samples.frombytes(data)
+    if sys.byteorder == "big":  # WAV samples are little-endian
+        samples.byteswap()
+    return pad_to_frames(linear_to_mulaw(samples))
+
+
+def _read_wav(stream: BinaryIO, path: str | os.PathLike[str]) -> tuple[int, bytes]:
+    """The format tag (mu-law or PCM) and the audio bytes, checked against what the chime needs."""
+    header = stream.read(12)
+    if len(header) < 12 or header[:4] != b"RIFF" or header[8:] != b"WAVE":
+        raise SoundFileError(f"{path} is not a WAV file (no RIFF/WAVE header); {_NEEDS}")
+    audio_format: tuple[int, int] | None = None
+    while len(chunk_header := stream.read(8)) == 8:
+        chunk_id, size = struct.unpack("<4sI", chunk_header)
+        if chunk_id == b"fmt ":
+            fmt = stream.read(size + size % 2)  # chunks are padded to an even size
+            if len(fmt) < size:
+                raise SoundFileError(f"{path} is truncated inside its fmt chunk; {_NEEDS}")
+            audio_format = _check_format(fmt[:size], path)
+        elif chunk_id == b"data":
+            if audio_format is None:
+                raise SoundFileError(f"{path} has no fmt chunk before its data; {_NEEDS}")
+            tag, width = audio_format
+            seconds = size / width / SAMPLE_RATE
+            if seconds > MAX_SOUND_SECONDS:
+                raise SoundFileError(f"{path} holds {seconds:.1f} s of audio; {_NEEDS}")
+            data = stream.read(size)
+            if len(data) < size:
+                raise SoundFileError(f"{path} is truncated inside its data chunk; {_NEEDS}")
+            data = data[: size - size % width]  # a stray half sample is not audio
+            if not data:
+                raise SoundFileError(f"{path} has no audio (its data chunk is empty); {_NEEDS}")
+            return tag, data
+        else:  # LIST, fact, cue...: skipped unread
+            stream.seek(size + size % 2, os.SEEK_CUR)
+    raise SoundFileError(f"{path} has no data chunk; {_NEEDS}")
+
+
+def _check_format(fmt: bytes, path: str | os.PathLike[str]) -> tuple[int, int]:
+    """The format tag and bytes per sample, when the fmt chunk is one the chime can play."""
+    if len(fmt) < 16:
+        raise SoundFileError(f"{path} has a {len(fmt)}-byte fmt chunk (16 needed); {_NEEDS}")
+    tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+    if tag == _TAG_EXTENSIBLE and len(fmt) >= 40 and fmt[26:40] == _GUID_TAIL:
+        tag = struct.unpack_from("<H", fmt, 24)[0]
+    if rate == SAMPLE_RATE and channels == 1 and (tag, bits) in ((_TAG_MULAW, 8), (_TAG_PCM, 16)):
+        return tag, bits // 8
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}-channel")
+    name = _FORMAT_NAMES.get(tag, f"format 0x{tag:04X}")
+    raise SoundFileError(f"{path} is {rate} Hz {layout} {bits}-bit {name}; {_NEEDS}")
+
+
+def write_wav(path: str | os.PathLike[str], mulaw: bytes) -> None:
+    """Write mu-law audio as an 8 kHz mono 16-bit PCM WAV, which any player can open."""
+    with open(path, "wb") as stream, wave.open(stream, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        # wave takes native-order samples and writes them little-endian.
+        out.writeframes(mulaw_to_linear(mulaw).tobytes())

@@ -1,0 +1,274 @@
+"""Outbound audio for one call: a queue of utterances, sent mark-clocked, with a ledger each.
+
+Framework-free, and no clock: Twilio's mark echoes are the clock. Twilio plays what it is sent
+and echoes a mark once the audio before it has played; on `clear` it drops its buffer and echoes
+the pending marks at once. So audio counts as played only when a mark after it echoes before a
+clear: everything else that was queued counts as cleared, and played + cleared = queued.
+
+Each clear starts a new playback generation, named in every mark (`vf<generation>.<n>`, and
+`.end` on an utterance's last mark), so the echoes of cleared marks and any late audio of a
+cleared utterance are recognised and ignored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .chime import FRAME_BYTES, pad_to_frames
+
+BYTES_PER_MS = 8  # 8 kHz mu-law
+DEFAULT_LEAD_MS = 300
+DEFAULT_MARK_EVERY_MS = 100
+DEFAULT_MAX_QUEUED_MS = 60_000
+MARK_PREFIX = "vf"
+END_SUFFIX = ".end"
+
+
+class Media(NamedTuple):
+    audio: bytes
+
+
+class Mark(NamedTuple):
+    name: str
+
+
+class Clear(NamedTuple):
+    pass
+
+
+Outbound = Media | Mark | Clear
+
+
+@dataclass(slots=True, eq=False)
+class Utterance:
+    """One utterance's audio still to send, and its ledger in ms."""
+
+    key: str
+    label: str
+    filler: bool
+    pending: bytearray
+    open: bool
+    queued_ms: int = 0
+    sent_ms: int = 0
+    played_ms: int = 0
+    cleared_ms: int = 0
+
+    @property
+    def unsettled_ms(self) -> int:
+        """Queued audio not yet known to be played or cleared."""
+        return self.queued_ms - self.played_ms - self.cleared_ms
+
+
+@dataclass(slots=True)
+class Step:
+    """What an operation asks of the transport: messages to send in order, and the utterances
+    whose books closed (played + cleared = queued), for `on_playback`."""
+
+    outbound: list[Outbound] = field(default_factory=list)
+    ended: list[Utterance] = field(default_factory=list)
+
+    def add(self, other: Step) -> Step:
+        self.outbound += other.outbound
+        self.ended += other.ended
+        return self
+
+
+class Playback:
+    """One call's outbound audio. Never more than `lead_ms` is sent beyond what mark echoes have
+    confirmed, a mark follows every `mark_every_ms` of audio, and at most `max_queued_ms` is
+    queued and unsettled; audio past that is refused and counted."""
+
+    def __init__(
+        self,
+        lead_ms: int = DEFAULT_LEAD_MS,
+        mark_every_ms: int = DEFAULT_MARK_EVERY_MS,
+        max_queued_ms: int = DEFAULT_MAX_QUEUED_MS,
+    ) -> None:
+        if mark_every_ms < FRAME_BYTES // BYTES_PER_MS or lead_ms < mark_every_ms:
+            raise ValueError(
+                f"need 20 <= mark_every_ms <= lead_ms, not {mark_every_ms} and {lead_ms}"
+            )
+        self.lead_ms = lead_ms
+        self.segment_bytes = mark_every_ms * BYTES_PER_MS // FRAME_BYTES * FRAME_BYTES
+        self.max_queued_ms = max_queued_ms
+        self.generation = 1
+        self.outstanding_ms = 0
+        self.played_ms = 0
+        self.cleared_ms = 0
+        self.filler_played_ms = 0
+        self.refused = 0
+        self.refused_ms = 0
+        self.late_audio = 0
+        self.stale_marks = 0
+        self.foreign_marks = 0
+        self._queue: deque[Utterance] = deque()
+        self._unconfirmed: deque[tuple[str, Utterance, int]] = deque()
+        self._marks = 0
+        self._keys = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, nothing unconfirmed at Twilio."""
+        return not self._queue
+
+    @property
+    def playing(self) -> Utterance | None:
+        return self._queue[0] if self._queue else None
+
+    @property
+    def unsettled_ms(self) -> int:
+        return sum(u.unsettled_ms for u in self._queue)
+
+    def play(
+        self,
+        label: str,
+        audio: bytes,
+        *,
+        key: str | None = None,
+        final: bool = True,
+        filler: bool = False,
+    ) -> Step:
+        """Queue a new utterance (`final=False`: more of it comes through `extend(key, ...)`).
+
+        A filler (the chime) plays only when nothing else is queued; any other utterance clears
+        a filler first, so a filler never delays the assistant and is never heard after it.
+        """
+        step = Step()
+        if filler and self._queue:
+            return step
+        if not filler and self._queue and self._queue[0].filler:
+            step.add(self.clear())
+        if key is None:
+            self._keys += 1
+            key = f"u{self._keys}"
+        audio = pad_to_frames(audio)
+        if len(audio) // BYTES_PER_MS + self.unsettled_ms > self.max_queued_ms:
+            self._refuse(len(audio))
+            return step
+        utterance = Utterance(key, label, filler, bytearray(audio), not final)
+        utterance.queued_ms = len(audio) // BYTES_PER_MS
+        self._queue.append(utterance)
+        step.add(self._settle_if_done(utterance))
+        step.outbound += self._pump()
+        return step
+
+    def extend(self, key: str, audio: bytes, *, final: bool) -> Step:
+        """More audio of the open utterance `key`. Audio of an utterance that was cleared,
+        refused or already ended is ignored and counted (`late_audio`)."""
+        utterance = next((u for u in self._queue if u.key == key and u.open), None)
+        if utterance is None:
+            self.late_audio += 1
+            return Step()
+        audio = pad_to_frames(audio)
+        step = Step()
+        if len(audio) // BYTES_PER_MS + self.unsettled_ms > self.max_queued_ms:
+            self._refuse(len(audio))
+            final = True  # the rest of it would be refused too: it ends with what it has
+        else:
+            utterance.pending += audio
+            utterance.queued_ms += len(audio) // BYTES_PER_MS
+        utterance.open = not final
+        step.add(self._settle_if_done(utterance))
+        step.outbound += self._pump()
+        return step
+
+    def clear(self) -> Step:
+        """Drop everything: one `clear` for Twilio's buffer, and every utterance's unconfirmed
+        and unsent audio counted as cleared. A no-op when idle (Twilio holds nothing)."""
+        if not self._queue:
+            return Step()
+        self.generation += 1
+        self._unconfirmed.clear()
+        self.outstanding_ms = 0
+        step = Step([Clear()], list(self._queue))
+        for utterance in self._queue:
+            self._close(utterance)
+        self._queue.clear()
+        return step
+
+    def clear_filler(self) -> Step:
+        """Clear the filler if it is what plays (a filler is only ever queued alone)."""
+        return self.clear() if self._queue and self._queue[0].filler else Step()
+
+    def end(self) -> Step:
+        """The call is over: close every book, unconfirmed audio counted as cleared."""
+        step = Step([], list(self._queue))
+        for utterance in self._queue:
+            self._close(utterance)
+        self._queue.clear()
+        self._unconfirmed.clear()
+        self.outstanding_ms = 0
+        return step
+
+    def on_mark(self, name: str) -> Step:
+        """A mark echoed by Twilio: credit the audio before it as played, then refill the lead.
+        Marks of an earlier generation (echoed by a clear, or late) are stale and ignored."""
+        generation = _generation(name)
+        if generation is None:
+            self.foreign_marks += 1
+            return Step()
+        if generation != self.generation or all(n != name for n, _, _ in self._unconfirmed):
+            self.stale_marks += 1
+            return Step()
+        step = Step()
+        # Twilio echoes in order: an echo confirms every mark before it too.
+        while self._unconfirmed:
+            mark, utterance, ms = self._unconfirmed.popleft()
+            self.outstanding_ms -= ms
+            utterance.played_ms += ms
+            self.played_ms += ms
+            if utterance.filler:
+                self.filler_played_ms += ms
+            step.add(self._settle_if_done(utterance))
+            if mark == name:
+                break
+        step.outbound += self._pump()
+        return step
+
+    def _pump(self) -> list[Outbound]:
+        out: list[Outbound] = []
+        for utterance in self._queue:
+            while utterance.pending:
+                chunk = bytes(utterance.pending[: self.segment_bytes])
+                ms = len(chunk) // BYTES_PER_MS
+                if self.outstanding_ms + ms > self.lead_ms:
+                    return out
+                del utterance.pending[: len(chunk)]
+                self._marks += 1
+                name = f"{MARK_PREFIX}{self.generation}.{self._marks}"
+                if not utterance.open and not utterance.pending:
+                    name += END_SUFFIX
+                out += [Media(chunk), Mark(name)]
+                self._unconfirmed.append((name, utterance, ms))
+                self.outstanding_ms += ms
+                utterance.sent_ms += ms
+            if utterance.open:
+                return out  # what follows waits for the rest of this one
+        return out
+
+    def _settle_if_done(self, utterance: Utterance) -> Step:
+        if utterance.open or utterance.unsettled_ms or utterance not in self._queue:
+            return Step()
+        self._queue.remove(utterance)
+        return Step([], [utterance])
+
+    def _close(self, utterance: Utterance) -> None:
+        unsettled = utterance.unsettled_ms
+        utterance.cleared_ms += unsettled
+        self.cleared_ms += unsettled
+        utterance.pending.clear()
+        utterance.open = False
+
+    def _refuse(self, size: int) -> None:
+        self.refused += 1
+        self.refused_ms += size // BYTES_PER_MS
+
+
+def _generation(name: str) -> int | None:
+    """The generation in one of our mark names, else None."""
+    if not name.startswith(MARK_PREFIX):
+        return None
+    head = name[len(MARK_PREFIX) :].partition(".")[0]
+    return int(head) if head.isascii() and head.isdigit() and len(head) < 10 else None
