@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -66,6 +67,11 @@ async def send_all(communicator: WebsocketCommunicator, frames) -> None:
         await communicator.send_to(text_data=frame)
 
 
-async def expect_server_close(communicator: WebsocketCommunicator) -> None:
-    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close"}
+async def expect_server_close(communicator: WebsocketCommunicator) -> list[dict]:
+    """Read what the server sends until it closes (after stop); returns the messages before."""
+    sent = []
+    while (output := await communicator.receive_output(timeout=5))["type"] == "websocket.send":
+        sent.append(json.loads(output["text"]))
+    assert output == {"type": "websocket.close"}
     await communicator.disconnect()
+    return sent

@@ -31,6 +31,13 @@ def test_whole_call_counts():
         "malformed": 0,
         "waits": 0,
         "chimes": 0,
+        "played_ms": 0,
+        "cleared_ms": 0,
+        "chime_ms": 0,
+        "refused_audio": 0,
+        "stale_marks": 0,
+        "late_audio": 0,
+        "hook_errors": 0,
     }
     assert (state.call_sid, state.stream_sid) == (call.call_sid, call.stream_sid)
     assert (state.tenant_id, state.from_number) == ("t1", "+15551234567")

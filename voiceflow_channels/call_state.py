@@ -1,6 +1,8 @@
-"""The state of one Twilio stream: who is calling, what arrived, what was dropped and why.
+"""The state of one Twilio stream: who is calling, what arrived, what was dropped and why, and
+the books of what it played.
 
-Framework-free. Memory is constant per call: media is decoded, counted and discarded.
+Framework-free. Memory is constant per call: media is decoded, counted and discarded (only the
+last frame is held, for the `on_audio` hook).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from .playback import Playback
 from .twilio_events import (
     DEFAULT_LIMITS,
     Limits,
@@ -28,6 +31,7 @@ class CallState:
 
     __slots__ = (
         "account_sid",
+        "audio",
         "bytes",
         "call_sid",
         "drops",
@@ -35,12 +39,15 @@ class CallState:
         "frames",
         "from_number",
         "gaps",
+        "hook_errors",
         "last_dtmf",
         "last_mark",
         "last_seq",
         "limits",
         "marks",
         "out_of_order",
+        "playback",
+        "start",
         "stopped",
         "stream_sid",
         "tenant_id",
@@ -48,9 +55,17 @@ class CallState:
         "wait",
     )
 
-    def __init__(self, wait: WaitState | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        wait: WaitState | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        playback: Playback | None = None,
+    ) -> None:
         self.wait = wait if wait is not None else WaitState()
         self.limits = limits
+        self.playback = playback if playback is not None else Playback()
+        self.start: dict[str, Any] | None = None
+        self.audio = b""
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.account_sid: str | None = None
@@ -63,6 +78,7 @@ class CallState:
         self.marks = 0
         self.dtmf = 0
         self.unknown = 0
+        self.hook_errors = 0
         self.last_seq: int | None = None
         self.last_mark: str | None = None
         self.last_dtmf: str | None = None
@@ -120,6 +136,7 @@ class CallState:
                 return self.drop("bad_media")
             self.frames += 1
             self.bytes += len(audio)
+            self.audio = audio
         elif event == "stop":
             self.stopped = True
             self.wait.notify_wait_end()
@@ -144,6 +161,7 @@ class CallState:
         if start is None:
             return self.drop("bad_start")
         self._sequence(sequence_number(d))
+        self.start = start
         self.stream_sid = start["streamSid"]
         self.call_sid = start["callSid"]
         self.account_sid = start["accountSid"]
@@ -170,6 +188,7 @@ class CallState:
         return True
 
     def counters(self) -> dict[str, int]:
+        playback = self.playback
         return {
             "frames": self.frames,
             "bytes": self.bytes,
@@ -181,6 +200,13 @@ class CallState:
             "malformed": self.malformed,
             "waits": self.wait.waits_started,
             "chimes": self.wait.chimes_due,
+            "played_ms": playback.played_ms,
+            "cleared_ms": playback.cleared_ms,
+            "chime_ms": playback.filler_played_ms,
+            "refused_audio": playback.refused,
+            "stale_marks": playback.stale_marks,
+            "late_audio": playback.late_audio,
+            "hook_errors": self.hook_errors,
         }
 
     def summary(self) -> str:

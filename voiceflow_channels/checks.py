@@ -8,12 +8,25 @@ from urllib.parse import urlsplit
 from django.core.checks import Error, Tags, Warning, register
 
 from . import conf
+from .chime import SoundFileError, load_wav
+
+_PLAYBACK_SETTINGS = (
+    "VOICEFLOW_MARK_EVERY_MS",
+    "VOICEFLOW_PLAYBACK_LEAD_MS",
+    "VOICEFLOW_MAX_QUEUED_AUDIO_MS",
+)
 
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
     """Every voiceflow setting has a usable type and range."""
-    return [*_flag_messages(), *_int_messages(), *_signature_messages()]
+    return [
+        *_flag_messages(),
+        *_int_messages(),
+        *_playback_messages(),
+        *_sound_messages(),
+        *_signature_messages(),
+    ]
 
 
 @register(Tags.security, deploy=True)
@@ -67,6 +80,45 @@ def _int_messages() -> list:
                 )
             )
     return messages
+
+
+def _playback_messages() -> list:
+    values = {n: conf.as_int(conf.raw(n, conf.INT_SETTINGS[n])) for n in _PLAYBACK_SETTINGS}
+    if None in values.values():
+        return []  # E001 already names the bad one
+    every = values["VOICEFLOW_MARK_EVERY_MS"]
+    lead = values["VOICEFLOW_PLAYBACK_LEAD_MS"]
+    queued = values["VOICEFLOW_MAX_QUEUED_AUDIO_MS"]
+    if every % 20 == 0 and every <= lead <= queued:
+        return []
+    return [
+        Error(
+            f"VOICEFLOW_MARK_EVERY_MS={every}, VOICEFLOW_PLAYBACK_LEAD_MS={lead} and "
+            f"VOICEFLOW_MAX_QUEUED_AUDIO_MS={queued} do not fit together.",
+            hint="Audio goes out in whole 20 ms frames, a mark after each VOICEFLOW_MARK_EVERY_MS "
+            "of it: make that a multiple of 20, no more than VOICEFLOW_PLAYBACK_LEAD_MS, which "
+            "is no more than VOICEFLOW_MAX_QUEUED_AUDIO_MS (defaults 100, 300, 60000).",
+            id="voiceflow_channels.E004",
+        )
+    ]
+
+
+def _sound_messages() -> list:
+    path = conf.wait_sound_file()
+    if not path:
+        return []
+    try:
+        load_wav(path)
+    except SoundFileError as exc:
+        return [
+            Error(
+                f"VOICE_WAIT_SOUND_FILE={path!r} cannot be played: {exc}",
+                hint="Convert it, e.g. `sox in.wav -r 8000 -c 1 -e mu-law out.wav`, or unset "
+                "VOICE_WAIT_SOUND_FILE for the built-in chime.",
+                id="voiceflow_channels.E005",
+            )
+        ]
+    return []
 
 
 def _signature_messages() -> list:

@@ -3,13 +3,16 @@ same name, else the default. Read on every access, so `override_settings` just w
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 from django.conf import settings
 
+from .chime import load_wav, synthesize_chime
+from .playback import DEFAULT_LEAD_MS, DEFAULT_MARK_EVERY_MS, DEFAULT_MAX_QUEUED_MS
 from .twilio_events import DEFAULT_LIMITS, Limits
-from .wait_state import DEFAULT_TRIGGER_MS
+from .wait_state import DEFAULT_REPEAT_MS, DEFAULT_TRIGGER_MS
 
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"", "0", "false", "no", "off"})
@@ -26,6 +29,10 @@ LIMIT_SETTINGS: dict[str, str] = {
 
 INT_SETTINGS: dict[str, int] = {
     "VOICE_WAIT_SOUND_TRIGGER_MS": DEFAULT_TRIGGER_MS,
+    "VOICE_WAIT_SOUND_REPEAT_MS": DEFAULT_REPEAT_MS,
+    "VOICEFLOW_PLAYBACK_LEAD_MS": DEFAULT_LEAD_MS,
+    "VOICEFLOW_MARK_EVERY_MS": DEFAULT_MARK_EVERY_MS,
+    "VOICEFLOW_MAX_QUEUED_AUDIO_MS": DEFAULT_MAX_QUEUED_MS,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -68,6 +75,38 @@ def debug() -> bool:
 
 def wait_trigger_ms() -> int:
     return _int("VOICE_WAIT_SOUND_TRIGGER_MS")
+
+
+def wait_repeat_ms() -> int:
+    return _int("VOICE_WAIT_SOUND_REPEAT_MS")
+
+
+def playback_lead_ms() -> int:
+    return _int("VOICEFLOW_PLAYBACK_LEAD_MS")
+
+
+def mark_every_ms() -> int:
+    return _int("VOICEFLOW_MARK_EVERY_MS")
+
+
+def max_queued_audio_ms() -> int:
+    return _int("VOICEFLOW_MAX_QUEUED_AUDIO_MS")
+
+
+def wait_sound_file() -> str:
+    return str(raw("VOICE_WAIT_SOUND_FILE", "") or "").strip()
+
+
+def chime_audio() -> bytes:
+    """The chime as mu-law: VOICE_WAIT_SOUND_FILE, else the built-in one. Read once per path (a
+    system check has already refused a file that cannot be played)."""
+    path = wait_sound_file()
+    return _load_sound(path) if path else synthesize_chime()
+
+
+@functools.lru_cache(maxsize=4)
+def _load_sound(path: str) -> bytes:
+    return load_wav(path)
 
 
 def auth_token() -> str:

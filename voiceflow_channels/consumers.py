@@ -1,10 +1,12 @@
-"""The websocket consumer for one Twilio Media Stream: a thin adapter over `CallState`."""
+"""The websocket consumer for one Twilio Media Stream: a thin adapter over `CallState` (what
+arrives) and `Playback` (what the caller hears), with hooks for an assistant."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -14,8 +16,11 @@ from channels.layers import get_channel_layer
 
 from . import conf
 from .call_state import CallState
+from .layer_messages import AudioClear, AudioPlay, WaitStart, check_label, clean_reason
+from .playback import Clear, Mark, Media, Outbound, Playback, Step, Utterance
 from .signature import header_signature, is_valid_signature
-from .wait import clean_reason, group_name
+from .twilio_events import StreamStart, clear_message, mark_message, media_message
+from .wait import group_name
 from .wait_state import WaitState
 
 log = logging.getLogger("voiceflow_channels")
@@ -25,14 +30,57 @@ LAYER_TYPE_PREFIX = "voiceflow."
 LAYER_RETRY_SECONDS = 0.5
 LAYER_RETRY_MAX_SECONDS = 30.0
 
-# Process-wide counters: "refused_signature", "layer_join_failed", "layer_leave_failed".
+CHIME_LABEL = "chime"
+
+# Process-wide counters: "refused_signature", "layer_join_failed", "layer_leave_failed",
+# "layer_message_ignored", "hook_errors", "refused_audio".
 counters: Counter[str] = Counter()
 
 
 class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
-    """Receives one call's stream: each frame goes to `CallState`; waits come from the layer."""
+    """One call's stream: each frame goes to `CallState`, outbound audio through `Playback`;
+    waits and audio also come from the layer (`voiceflow_channels.wait`, `.audio`).
+
+    Subclass it for an assistant: override the async `on_*` hooks (no-ops here), speak with
+    `await self.play(mulaw, label)`, barge in with `await self.clear()`, and mount the subclass
+    with `build_router(consumer=MyConsumer)`. A hook that raises is logged and counted; the
+    call goes on.
+    """
 
     call: CallState
+    playback: Playback
+
+    async def on_start(self, start: StreamStart) -> None:
+        """The stream started: who is calling (`start.callSid`, `start.tenant_id`, ...)."""
+
+    async def on_audio(self, mulaw: bytes) -> None:
+        """One inbound frame of the caller's audio (20 ms of 8 kHz mu-law). Not overridden, it
+        costs nothing per frame."""
+
+    async def on_dtmf(self, digit: str) -> None:
+        """The caller pressed a key: 0-9, *, #, A-D."""
+
+    async def on_playback(self, label: str, played_ms: int, cleared_ms: int) -> None:
+        """An utterance is over: `played_ms` confirmed heard by Twilio's marks, `cleared_ms`
+        dropped by a clear (or by the end of the call). For a truncate (e.g. OpenAI Realtime's
+        `conversation.item.truncate`), `played_ms` is the audio_end_ms."""
+
+    async def on_stop(self) -> None:
+        """The stream ended (Twilio's `stop`, or a disconnect); after the last `on_playback`."""
+
+    async def play(self, mulaw: bytes, label: str = "speech") -> None:
+        """Queue `mulaw` (8 kHz mu-law; padded to whole 20 ms frames) as one utterance, after
+        what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
+        refused (counted, logged)."""
+        check_label(label)
+        if not isinstance(mulaw, bytes | bytearray | memoryview):
+            raise ValueError(f"mulaw must be bytes of 8 kHz mu-law, not {type(mulaw).__name__}")
+        await self._speak(label, bytes(mulaw), None, final=True)
+
+    async def clear(self) -> None:
+        """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""
+        self._take(self.playback.clear())
+        await self._drain()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         # Channels' own loop (await_many_dispatch) costs a task and an asyncio.wait per frame;
@@ -43,6 +91,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._layer_task: asyncio.Task | None = None
         self._chime_timer: asyncio.TimerHandle | None = None
         self._finished = False
+        self._outbox: deque[str] = deque()
+        self._ended: deque[Utterance] = deque()
+        self._draining = False
+        self._tasks: set[asyncio.Task] = set()
+        self._hears = type(self).on_audio is not TwilioStreamConsumer.on_audio
         try:
             while True:
                 message = await receive()
@@ -66,8 +119,17 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         self.debug = conf.debug()
-        wait = WaitState(conf.wait_trigger_ms(), lambda: int(loop.time() * 1000), debug=self.debug)
-        self.call = CallState(wait, conf.limits())
+        wait = WaitState(
+            conf.wait_trigger_ms(),
+            lambda: int(loop.time() * 1000),
+            repeat_ms=conf.wait_repeat_ms(),
+            debug=self.debug,
+        )
+        self.playback = Playback(
+            conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
+        )
+        self.call = CallState(wait, conf.limits(), self.playback)
+        self.chime = conf.chime_audio()
         refusal = self._refusal()
         if refusal:
             self._finished = True
@@ -83,17 +145,25 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         call = self.call
         kind = call.drop("binary") if text_data is None else call.receive_text(text_data)
         if kind == "media":
+            if self._hears:
+                await self._hook(self.on_audio, call.audio)
             return
-        if kind == "start":
+        if kind == "mark":
+            self._take(self.playback.on_mark(call.last_mark))
+            await self._drain()
+        elif kind == "dtmf":
+            await self._hook(self.on_dtmf, call.last_dtmf)
+        elif kind == "start":
             await self._joined()
+            await self._hook(self.on_start, StreamStart.model_validate(call.start))
         elif kind == "stop":
-            self._finish("stop")
+            await self._finish("stop")
             await self.close()
         elif kind == "drop" and self.debug:
             log.debug("voiceflow drop callSid=%s drops=%s", call.call_sid, dict(call.drops))
 
     async def websocket_disconnect(self, message: dict) -> None:
-        self._finish("disconnect without stop")
+        await self._finish("disconnect without stop")
         for group in self.groups:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -104,23 +174,41 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         raise StopConsumer
 
     def start_wait(self, reason: str) -> None:
-        """The assistant started working: enter the wait, and arm the chime timer."""
+        """The assistant started working: enter the wait; the chime plays past the threshold."""
         wait = self.call.wait
         wait.notify_wait_start(clean_reason(reason))
         self._arm_chime()
 
     def end_wait(self) -> None:
-        """The assistant is done: leave the wait and disarm the chime timer."""
+        """The assistant is done: leave the wait, and the chime stops at once."""
         self._disarm_chime()
         self.call.wait.notify_wait_end()
+        self._take(self.playback.clear_filler())
+        self._spawn(self._drain())
 
     async def voiceflow_wait_start(self, message: dict) -> None:
+        start = WaitStart.model_validate(message)
         if not self._finished:
-            self.start_wait(message.get("reason"))
+            self.start_wait(start.reason)
 
     async def voiceflow_wait_end(self, message: dict) -> None:
         if not self._finished:
             self.end_wait()
+
+    async def voiceflow_audio_play(self, message: dict) -> None:
+        part = AudioPlay.model_validate(message)
+        if self._finished:
+            return
+        if part.part:
+            self._take(self.playback.extend(part.utterance, part.audio, final=part.final))
+            await self._drain()
+        else:
+            await self._speak(part.label, part.audio, part.utterance, final=part.final)
+
+    async def voiceflow_audio_clear(self, message: dict) -> None:
+        AudioClear.model_validate(message)
+        if not self._finished:
+            await self.clear()
 
     def _refusal(self) -> str | None:
         token = conf.auth_token()
@@ -186,40 +274,122 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 if not (isinstance(kind, str) and kind.startswith(LAYER_TYPE_PREFIX)):
                     raise ValueError(f"type {kind!r} is not {LAYER_TYPE_PREFIX}*")
                 await self.dispatch(message)
-            except ValueError as exc:
+            except ValueError as exc:  # pydantic's ValidationError included
+                counters["layer_message_ignored"] += 1
                 log.warning(
                     "voiceflow ignored layer message callSid=%s: %s", self.call.call_sid, exc
                 )
 
+    async def _speak(self, label: str, mulaw: bytes, key: str | None, *, final: bool) -> None:
+        refused = self.playback.refused
+        self._take(self.playback.play(label, mulaw, key=key, final=final))
+        if self.playback.refused != refused:
+            counters["refused_audio"] += 1
+            log.warning(
+                "voiceflow refused %d ms of %s audio callSid=%s: %d ms already queued "
+                "(VOICEFLOW_MAX_QUEUED_AUDIO_MS=%d)",
+                len(mulaw) // 8,
+                label,
+                self.call.call_sid,
+                self.playback.unsettled_ms,
+                self.playback.max_queued_ms,
+            )
+        await self._drain()
+
+    def _take(self, step: Step) -> None:
+        """Queue a playback step's messages in order (none once the call is over) and its ended
+        utterances for `on_playback`; `_drain` sends and reports them."""
+        if not self._finished:
+            sid = self.call.stream_sid
+            self._outbox.extend(_render(sid, message) for message in step.outbound)
+        self._ended.extend(step.ended)
+
+    async def _drain(self) -> None:
+        """Send the outbox in order, one sender at a time, then run `on_playback` for ended
+        utterances; then the chime may be due, now that nothing plays."""
+        if self._draining:
+            return  # the running drain sends what was just queued, in order
+        self._draining = True
+        try:
+            while self._outbox or self._ended:
+                if self._outbox:
+                    await self.send(text_data=self._outbox.popleft())
+                else:
+                    u = self._ended.popleft()
+                    await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
+        finally:
+            self._draining = False
+        if not self._finished:
+            self._arm_chime()
+
+    async def _hook(self, hook: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            await hook(*args)
+        except Exception:
+            self.call.hook_errors += 1
+            counters["hook_errors"] += 1
+            log.exception(
+                "voiceflow hook %s raised callSid=%s; the call goes on",
+                hook.__name__,
+                self.call.call_sid,
+            )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _arm_chime(self) -> None:
-        wait = self.call.wait
-        delay_ms = wait.ms_until_chime()
-        if delay_ms is None or wait.chime_recorded or self._chime_timer is not None:
+        """Time the next chime: only while waiting and while nothing else plays."""
+        delay_ms = self.call.wait.ms_until_chime()
+        if delay_ms is None or self._chime_timer is not None or not self.playback.idle:
             return
         if delay_ms == 0:
-            wait.record_chime_if_due()
+            self._chime_fired()
             return
         loop = asyncio.get_running_loop()
         self._chime_timer = loop.call_later(delay_ms / 1000, self._chime_fired)
 
     def _chime_fired(self) -> None:
         self._chime_timer = None
-        self._arm_chime()
+        if self.playback.idle and self.call.wait.record_chime_if_due():
+            self._take(self.playback.play(CHIME_LABEL, self.chime, filler=True))
+            self._spawn(self._drain())
+        else:
+            self._arm_chime()
 
     def _disarm_chime(self) -> None:
         if self._chime_timer is not None:
             self._chime_timer.cancel()
             self._chime_timer = None
 
-    def _finish(self, how: str) -> None:
-        """Once per call: stop timers and log its one summary line."""
+    async def _finish(self, how: str) -> None:
+        """Once per call: stop timers, close the books (`on_playback`, then `on_stop`) and log
+        its one summary line."""
         if self._finished or not hasattr(self, "call"):
             return
         self._finished = True
-        self.end_wait()
+        self._disarm_chime()
+        self.call.wait.notify_wait_end()
+        self._take(self.playback.end())
+        while self._ended:
+            u = self._ended.popleft()
+            await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
+        if self.call.started:
+            await self._hook(self.on_stop)
         log.info("voiceflow call ended (%s) %s", how, self.call.summary())
 
     def _stop_background(self) -> None:
         self._disarm_chime()
-        if self._layer_task is not None:
-            self._layer_task.cancel()
+        for task in (self._layer_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+
+
+def _render(stream_sid: str, message: Outbound) -> str:
+    if isinstance(message, Media):
+        return media_message(stream_sid, message.audio)
+    if isinstance(message, Mark):
+        return mark_message(stream_sid, message.name)
+    assert isinstance(message, Clear)
+    return clear_message(stream_sid)

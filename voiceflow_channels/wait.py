@@ -13,8 +13,9 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
+from .layer_messages import clean_reason
+
 GROUP_PREFIX = "voiceflow.call."
-MAX_REASON_CHARS = 64
 _CALL_SID_RE = re.compile(r"[A-Za-z0-9]{2,64}")
 
 
@@ -27,37 +28,31 @@ def group_name(call_sid: str) -> str:
     return GROUP_PREFIX + call_sid
 
 
-def clean_reason(reason: object) -> str:
-    """A reason fit for logs and state: a short printable string, else "unspecified"."""
-    if isinstance(reason, str):
-        reason = reason.strip()
-        if reason and len(reason) <= MAX_REASON_CHARS and reason.isprintable():
-            return reason
-    return "unspecified"
-
-
 async def astart(
     call_sid: str, reason: str = "thinking", alias: str = DEFAULT_CHANNEL_LAYER
 ) -> None:
     """Tell the call's stream(s) that the assistant started working on `reason`."""
-    await _send(call_sid, {"type": "voiceflow.wait.start", "reason": clean_reason(reason)}, alias)
+    await send_to_call(
+        call_sid, {"type": "voiceflow.wait.start", "reason": clean_reason(reason)}, alias
+    )
 
 
 async def aend(call_sid: str, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
     """Tell the call's stream(s) that the assistant is done."""
-    await _send(call_sid, {"type": "voiceflow.wait.end"}, alias)
+    await send_to_call(call_sid, {"type": "voiceflow.wait.end"}, alias)
 
 
 start = async_to_sync(astart)
 end = async_to_sync(aend)
 
 
-async def _send(call_sid: str, message: dict, alias: str) -> None:
+async def send_to_call(call_sid: str, message: dict, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
+    """Send one layer message to every live stream of `call_sid`."""
     group = group_name(call_sid)
     layer = get_channel_layer(alias)
     if layer is None:
         raise ImproperlyConfigured(
-            f"No channel layer {alias!r} in CHANNEL_LAYERS: wait notifications need one. Set "
+            f"No channel layer {alias!r} in CHANNEL_LAYERS: messages to a call need one. Set "
             "CHANNEL_LAYERS (InMemoryChannelLayer for one process, channels_redis for several)."
         )
     await layer.group_send(group, message)
