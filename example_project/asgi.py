@@ -1,4 +1,5 @@
-"""The example ASGI app: Django for HTTP, the voiceflow router for websockets."""
+"""The example ASGI app: Django for HTTP, the voiceflow router (serving the demo assistant) for
+websockets."""
 
 import os
 
@@ -10,6 +11,9 @@ django_http = get_asgi_application()  # sets Django up before the router is impo
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
+from example_project.demo import DemoConsumer  # noqa: E402
 from voiceflow_channels.routing import build_router  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_http, "websocket": build_router()})
+application = ProtocolTypeRouter(
+    {"http": django_http, "websocket": build_router(consumer=DemoConsumer)}
+)

@@ -24,6 +24,9 @@ VOZLIA_DEBUG = os.environ.get("VOZLIA_DEBUG", "0")
 VOICE_WAIT_SOUND_TRIGGER_MS = os.environ.get("VOICE_WAIT_SOUND_TRIGGER_MS", "800")
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 VOICEFLOW_PUBLIC_URL = os.environ.get("VOICEFLOW_PUBLIC_URL", "")
+VOICE_WAIT_SOUND_FILE = os.environ.get("VOICE_WAIT_SOUND_FILE", "")
+# The demo consumer (example_project/demo.py): how long pressing 1 makes it "think".
+DEMO_WAIT_MS = int(os.environ.get("DEMO_WAIT_MS", "3000"))
 
 # One process: the in-memory layer. Several processes: one Redis shared by all (REDIS_URL).
 if os.environ.get("REDIS_URL"):

@@ -39,15 +39,22 @@ def refuser(why: str) -> Callable[..., Awaitable[None]]:
     return refuse
 
 
-def websocket_urlpatterns(enabled: bool | None = None) -> list:
+def websocket_urlpatterns(
+    enabled: bool | None = None, consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer
+) -> list:
     """The app's routes, to add to a URLRouter of your own: empty when the flag is off."""
+    if not (isinstance(consumer, type) and issubclass(consumer, TwilioStreamConsumer)):
+        raise TypeError(f"consumer must be a TwilioStreamConsumer subclass, not {consumer!r}")
     enabled = conf.flag_enabled() if enabled is None else enabled
-    return [path(STREAM_PATH, TwilioStreamConsumer.as_asgi())] if enabled else []
+    return [path(STREAM_PATH, consumer.as_asgi())] if enabled else []
 
 
-def build_router(enabled: bool | None = None) -> URLRouter:
-    """The flag-gated router. The flag is read now (None: from settings), so the route is there
-    or absent for the life of the process: rollback is flag off and restart.
+def build_router(
+    enabled: bool | None = None, consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer
+) -> URLRouter:
+    """The flag-gated router serving `consumer` (a `TwilioStreamConsumer` subclass: your
+    assistant). The flag is read now (None: from settings), so the route is there or absent for
+    the life of the process: rollback is flag off and restart.
 
     Refuses to build when a voiceflow setting fails its system check, so a bad value stops the
     server at start rather than mid-call.
@@ -55,7 +62,7 @@ def build_router(enabled: bool | None = None) -> URLRouter:
     errors = [m for m in check_settings() if m.is_serious()]
     if errors:
         raise ImproperlyConfigured("\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
-    patterns = websocket_urlpatterns(enabled)
+    patterns = websocket_urlpatterns(enabled, consumer)
     if patterns and not conf.auth_token():
         log.warning(
             "voiceflow: TWILIO_AUTH_TOKEN is not set, so /%s accepts unsigned websocket upgrades."
