@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import wave
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
 from voiceflow_channels import conf
+from voiceflow_channels.chime import linear_to_mulaw, mulaw_to_linear, synthesize_chime, write_wav
 from voiceflow_channels.routing import build_router
 
 
@@ -20,6 +23,10 @@ from voiceflow_channels.routing import build_router
         ("VOICE_WAIT_SOUND_TRIGGER_MS", True),
         ("VOICEFLOW_MAX_MESSAGE_BYTES", 0),
         ("VOICEFLOW_MAX_TENANT_CHARS", "many"),
+        ("VOICE_WAIT_SOUND_REPEAT_MS", 0),
+        ("VOICEFLOW_PLAYBACK_LEAD_MS", "300ms"),
+        ("VOICEFLOW_MARK_EVERY_MS", -20),
+        ("VOICEFLOW_MAX_QUEUED_AUDIO_MS", None),
     ],
 )
 def test_bad_integer_settings_are_errors_naming_setting_value_and_fix(settings, name, value):
@@ -36,6 +43,65 @@ def test_bad_settings_stop_the_router_from_being_built(settings):
     settings.VOICE_WAIT_SOUND_TRIGGER_MS = "soon"
     with pytest.raises(ImproperlyConfigured, match="VOICE_WAIT_SOUND_TRIGGER_MS='soon'"):
         build_router()
+
+
+@pytest.mark.parametrize(
+    ("every", "lead", "queued"),
+    [(30, 300, 60000), (200, 100, 60000), (100, 300, 200)],
+)
+def test_playback_settings_that_do_not_fit_together_are_an_error(settings, every, lead, queued):
+    settings.VOICEFLOW_MARK_EVERY_MS = every
+    settings.VOICEFLOW_PLAYBACK_LEAD_MS = lead
+    settings.VOICEFLOW_MAX_QUEUED_AUDIO_MS = queued
+    with pytest.raises(SystemCheckError) as error:
+        call_command("check")
+    text = str(error.value)
+    assert "voiceflow_channels.E004" in text
+    assert f"VOICEFLOW_MARK_EVERY_MS={every}, VOICEFLOW_PLAYBACK_LEAD_MS={lead}" in text
+    assert "multiple of 20" in text
+
+
+def test_playback_settings_are_read(settings):
+    settings.VOICEFLOW_MARK_EVERY_MS = "40"
+    settings.VOICEFLOW_PLAYBACK_LEAD_MS = 200
+    call_command("check")
+    assert (conf.mark_every_ms(), conf.playback_lead_ms(), conf.max_queued_audio_ms()) == (
+        40,
+        200,
+        60000,
+    )
+
+
+def test_a_wait_sound_file_that_cannot_play_is_an_error_at_start(settings, tmp_path):
+    stereo = tmp_path / "stereo.wav"
+    write_stereo_wav(stereo)
+    for path, found in ((stereo, "8000 Hz stereo 16-bit PCM"), (tmp_path / "none.wav", "read")):
+        settings.VOICE_WAIT_SOUND_FILE = str(path)
+        with pytest.raises(SystemCheckError) as error:
+            call_command("check")
+        text = str(error.value)
+        assert "voiceflow_channels.E005" in text and f"VOICE_WAIT_SOUND_FILE='{path}'" in text
+        assert found in text and "HINT: Convert it" in text
+    with pytest.raises(ImproperlyConfigured, match="E005"):
+        build_router()
+
+
+def test_a_good_wait_sound_file_is_the_chime(settings, tmp_path):
+    path = tmp_path / "tone.wav"
+    write_wav(path, b"\x10" * 800)
+    settings.VOICE_WAIT_SOUND_FILE = str(path)
+    call_command("check")
+    assert conf.chime_audio() == linear_to_mulaw(mulaw_to_linear(b"\x10" * 800))
+    settings.VOICE_WAIT_SOUND_FILE = ""
+    assert conf.chime_audio() == synthesize_chime()
+
+
+def write_stereo_wav(path) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00" * 3200)
 
 
 def test_digit_strings_from_the_env_are_fine(settings):

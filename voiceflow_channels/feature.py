@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from . import conf
 from .call_state import CallState
+from .playback import Mark, Playback, Step
 from .routing import STREAM_PATH, build_router
 from .signature import compute_signature
 from .twilio_events import is_twilio_stop, parse_twilio_media, parse_twilio_start
@@ -71,6 +72,34 @@ def _parsers() -> list[str]:
     return failures
 
 
+def _playback() -> list[str]:
+    """One utterance played out by its mark echoes, one cleared: the books balance, and the
+    marks Twilio echoes after the clear are not counted as played."""
+    failures = []
+    playback = Playback()
+    pending = _marks(playback.play("speech", b"\x10" * 8000))
+    ended = []
+    while pending:
+        step = playback.on_mark(pending.pop(0))
+        pending += _marks(step)
+        ended += step.ended
+    if [(u.played_ms, u.cleared_ms) for u in ended] != [(1000, 0)]:
+        failures.append(f"a played utterance closed as {ended}")
+    marks = [
+        m.name for m in playback.play("speech", b"\x10" * 8000).outbound if isinstance(m, Mark)
+    ]
+    [cut] = playback.clear().ended
+    for name in marks:
+        playback.on_mark(name)
+    if (cut.played_ms, cut.cleared_ms, playback.played_ms) != (0, 1000, 1000):
+        failures.append("marks echoed after a clear were counted as played")
+    return failures
+
+
+def _marks(step: Step) -> list[str]:
+    return [m.name for m in step.outbound if isinstance(m, Mark)]
+
+
 async def _route_accepts(enabled: bool) -> bool:
     headers = []
     token = conf.auth_token()
@@ -84,9 +113,9 @@ async def _route_accepts(enabled: bool) -> bool:
 
 
 def selftests() -> Result:
-    """The parsers on sample and malformed events; the route absent with the flag OFF and
-    present with it ON."""
-    failures = _parsers()
+    """The parsers on sample and malformed events; playback's books; the route absent with the
+    flag OFF and present with it ON."""
+    failures = _parsers() + _playback()
     if asyncio.run(_route_accepts(False)):
         failures.append(f"/{STREAM_PATH} accepted a connect with the flag OFF")
     if not asyncio.run(_route_accepts(True)):
@@ -95,7 +124,7 @@ def selftests() -> Result:
         return {"ok": False, "message": "; ".join(failures)}
     return {
         "ok": True,
-        "message": f"parsers ok on {len(MALFORMED)} malformed events; "
+        "message": f"parsers ok on {len(MALFORMED)} malformed events; playback books balance; "
         f"/{STREAM_PATH} absent with the flag OFF, present with it ON",
     }
 
@@ -144,7 +173,8 @@ def load_profile() -> Result:
 
 FEATURE: dict[str, Any] = {
     "name": "voice_flow_a",
-    "description": "Twilio Media Streams at /twilio/stream: parse, per-call state, wait state.",
+    "description": "Twilio Media Streams at /twilio/stream: parse, per-call state, waits, "
+    "outbound audio (mark-clocked, cleared cleanly) and the thinking chime.",
     "enabled_env": "VOZ_FEATURE_VOICE_FLOW_A",
     "selftests": selftests,
     "security_checks": security_checks,
