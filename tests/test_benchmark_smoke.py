@@ -11,3 +11,10 @@ def test_quick_benchmark_checks_every_frame_and_prints_the_table(capsys):
     assert "lost frames: 0" in out
     for row in ("a. TwilioStreamConsumer", "b. naive", "c. raw websockets", "a/b", "a/c"):
         assert row in out
+
+
+def test_parser_benchmark_compares_the_same_results(capsys):
+    from benchmarks import parsers
+
+    assert parsers.main(["--frames", "1000"]) == 0
+    assert "pydantic / ours:" in capsys.readouterr().out
