@@ -2,14 +2,21 @@
 
 Framework-free (asyncio and websockets): the `voiceflow_callsim` command and the benchmarks drive
 it. Every call connects first, then all of them play at once, so the server holds every call open.
+Each call also plays Twilio's side of the server's outbound audio (a `Listener`): it plays `media`
+in real time, echoes each `mark` when the audio before it has played, empties its buffer on
+`clear`, and times the server's answers to the keys the call presses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import websockets
 from websockets.exceptions import InvalidURI, WebSocketException
@@ -17,7 +24,10 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .simulated_call import FRAME_MS, SimulatedCall
+from .chime import write_wav
+from .simulated_call import FRAME_MS, SimulatedCall, Step
+from .twilio_events import Limits, decode_message, parse_twilio_mark, parse_twilio_media
+from .twilio_playout import TwilioPlayout
 
 # One mark every 2 s and one keypress every 2.5 s of audio: rare, as on a real call.
 MARK_EVERY = 100
@@ -34,11 +44,24 @@ FLAT_OUT_BATCH = 50
 # Up to this many media frames in all (about 400 bytes each), a flat-out run renders every frame
 # before the first connect, so the client's own JSON and framing stay out of the timing.
 PRERENDER_FRAMES = 500_000
+KEYS = "0123456789*#ABCD"
+DEFAULT_WAIT_KEY = "1"
+# A clear further than this from a keypress (or after the next one) answers something else.
+CLEAR_WINDOW = 2.0
+# A server may send a whole utterance in one media message: take up to 10 s of it.
+OUTBOUND_LIMITS = Limits(max_payload_bytes=80_000)
 
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
-    """What one call sent, and how it ended: the server closing it after `stop` is success."""
+    """What one call sent, and how it ended: the server closing it after `stop` is success.
+
+    And what it heard. `pressed`: each key and when it went out on the socket (loop time). The
+    playout figures are None when the server sent the call nothing to play (no media, mark or
+    clear); `wait_to_chime_ms` is None without a press of the wait key and media after it;
+    `clear_ms` (one entry per other keypress a clear answered) is None without such a press.
+    `malformed` and `unknown` count the server messages the call could not play.
+    """
 
     n: int
     call_sid: str
@@ -46,10 +69,40 @@ class CallResult:
     messages: int
     close_code: int | None
     error: str | None
+    pressed: tuple[tuple[float, str], ...] = ()
+    wait_to_chime_ms: float | None = None
+    clear_ms: tuple[float, ...] | None = None
+    audio_ms: float | None = None
+    underruns: int | None = None
+    max_outstanding_ms: float | None = None
+    clears: int | None = None
+    marks_echoed: int | None = None
+    malformed: int = 0
+    unknown: int = 0
+    recording: Path | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def heard(self) -> bool:
+        """Whether the server sent the call anything to play."""
+        return self.audio_ms is not None
+
+    def line(self) -> str:
+        """What the call heard and how its keypresses were answered, in one line."""
+        parts = [f"audio {self.audio_ms:.0f} ms" if self.heard else "nothing to play"]
+        if self.wait_to_chime_ms is not None:
+            parts.append(f"chime after {self.wait_to_chime_ms:.0f} ms")
+        if self.clear_ms is not None:
+            parts.append(f"clears after [{', '.join(f'{ms:.1f}' for ms in self.clear_ms)}] ms")
+        if self.heard:
+            parts.append(f"underruns {self.underruns}")
+            parts.append(f"most outstanding {self.max_outstanding_ms:.0f} ms")
+        if self.malformed or self.unknown:
+            parts.append(f"unplayable messages {self.malformed} malformed, {self.unknown} unknown")
+        return f"call {self.n} {self.call_sid}: {', '.join(parts)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +155,19 @@ class Progress:
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Consecutive messages of one call: all but the last as masked websocket frames, ready to
-    write at once; the last as text, to go through `send()`."""
+    write at once; the last as text, to go through `send()`. `presses` counts the keypresses in
+    it; `ends` says it carries the call's stop."""
 
     head: bytes
     last: str
     messages: int
     media: int
+    presses: int
+    ends: bool
+
+
+# A call's batches, from the loop time the call starts at.
+Plan = Callable[[float], AsyncIterator[Batch]]
 
 
 def check_url(url: str) -> None:
@@ -123,20 +183,47 @@ def frames_for(seconds: float) -> int:
     return max(1, round(seconds * FRAMES_PER_SECOND))
 
 
-def script(call: SimulatedCall, frames: int) -> Iterator[tuple[str, bool]]:
-    """The call's text frames in order (`SimulatedCall.whole_call`), each with whether it is a
-    20 ms media frame: rendering one moves the call's media `chunk` counter."""
-    seen = call.chunk
-    for frame in call.whole_call(frames, mark_every=MARK_EVERY, dtmf_every=DTMF_EVERY):
-        yield frame, call.chunk != seen
-        seen = call.chunk
+def parse_press(text: str) -> tuple[float, str]:
+    """A keypress written `KEY@SECONDS` (`1@0.5`, `#@4`) as (seconds, key)."""
+    key, at, when = text.partition("@")
+    try:
+        seconds = float(when)
+    except ValueError:
+        seconds = math.nan
+    if not (at and _is_key(key) and math.isfinite(seconds)):
+        raise ValueError(
+            f"bad keypress {text!r}: write KEY@SECONDS, KEY one of 0-9 * # A-D, e.g. 1@0.5"
+        )
+    return seconds, key
 
 
-def batches(call: SimulatedCall, frames: int, size: int) -> Iterator[Batch]:
-    """The call's script in batches of up to `size` messages."""
-    chunk: list[tuple[str, bool]] = []
-    for message in script(call, frames):
-        chunk.append(message)
+def press_frames(
+    presses: Iterable[tuple[float, str]], seconds: float, frames: int
+) -> dict[int, str]:
+    """Media frame number (from 1) -> the keys pressed right after it, in the order pressed:
+    a press at t seconds goes after the frame sent at t."""
+    after: dict[int, str] = {}
+    for at, key in sorted(presses, key=lambda press: press[0]):
+        if not _is_key(key):
+            raise ValueError(f"bad keypress {key!r}@{at:g}: the key must be one of 0-9 * # A-D")
+        if not 0 <= at <= seconds:
+            raise ValueError(
+                f"bad keypress {key}@{at:g}: the time must be within the call, 0 to {seconds:g} s"
+            )
+        frame = min(round(at * FRAMES_PER_SECOND), frames - 1) + 1
+        after[frame] = after.get(frame, "") + key
+    return after
+
+
+def _is_key(key: str) -> bool:
+    return len(key) == 1 and key in KEYS
+
+
+def batches(steps: Iterable[Step], size: int) -> Iterator[Batch]:
+    """A call's script (`SimulatedCall.steps`) in batches of up to `size` messages."""
+    chunk: list[Step] = []
+    for step in steps:
+        chunk.append(step)
         if len(chunk) == size:
             yield _batch(chunk)
             chunk = []
@@ -144,9 +231,201 @@ def batches(call: SimulatedCall, frames: int, size: int) -> Iterator[Batch]:
         yield _batch(chunk)
 
 
-def _batch(chunk: list[tuple[str, bool]]) -> Batch:
-    head = b"".join(Frame(Opcode.TEXT, t.encode()).serialize(mask=True) for t, _ in chunk[:-1])
-    return Batch(head, chunk[-1][0], len(chunk), sum(is_media for _, is_media in chunk))
+def _batch(chunk: list[Step]) -> Batch:
+    texts = [step.render() for step in chunk]
+    kinds = [step.kind for step in chunk]
+    head = b"".join(_frame(text) for text in texts[:-1])
+    return Batch(
+        head,
+        texts[-1],
+        len(chunk),
+        kinds.count("media"),
+        kinds.count("press"),
+        kinds[-1] == "stop",
+    )
+
+
+def _frame(text: str) -> bytes:
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=True)
+
+
+async def _paced(steps: Iterable[Step], started: float) -> AsyncIterator[Batch]:
+    """One message at a time, each media frame when due (50 a second from `started`), rendered
+    only then: a mark echoed while the call waits keeps its place in the call's numbering."""
+    loop = asyncio.get_running_loop()
+    media = 0
+    for step in steps:
+        if step.kind == "media":
+            # Due times run from the call's start, so one late frame does not delay the rest.
+            delay = started + media * FRAME_MS / 1000 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            media += 1
+        yield _batch([step])
+
+
+async def _flat_out(plan: Iterable[Batch], started: float) -> AsyncIterator[Batch]:
+    """The batches as fast as the server takes them; `started` is unused, as nothing is due."""
+    for batch in plan:
+        yield batch
+
+
+class Listener:
+    """Twilio's side of one call's outbound audio: plays what the server sends in real time (a
+    TwilioPlayout on the loop's clock), echoes each mark as its audio finishes, and times the
+    server's answers to the call's keypresses. A call the server never speaks to costs one
+    task waiting in `recv`."""
+
+    def __init__(
+        self,
+        ws: websockets.ClientConnection,
+        call: SimulatedCall,
+        started: float,
+        keys: str,
+        wait_key: str,
+        record: bool,
+    ) -> None:
+        self.ws = ws
+        self.call = call
+        self.loop = asyncio.get_running_loop()
+        self.playout = TwilioPlayout(started, record=record)
+        self.keys = keys
+        self.wait_key = wait_key
+        self.pressed_at: list[float] = []
+        self.received = 0
+        self.malformed = 0
+        self.unknown = 0
+        self._waited_at: float | None = None
+        self._chime_at: float | None = None
+        self._clears_at: list[float] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._hung_up = False
+
+    async def listen(self) -> str | None:
+        """Hear every message until the server closes; why the connection failed, if it did."""
+        try:
+            async for message in self.ws:
+                self.hear(message)
+        except (OSError, WebSocketException) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def hear(self, message: str | bytes) -> None:
+        """Play one server message and echo the marks due by now; count what cannot be played."""
+        if self._hung_up:
+            return
+        now = self.loop.time()
+        # Twilio reads JSON text frames only.
+        d = decode_message(message) if isinstance(message, str) else None
+        event = d["event"] if d is not None else None
+        if event not in ("media", "mark", "clear"):
+            if d is None:
+                self.malformed += 1
+            else:
+                self.unknown += 1
+            return
+        due = self._play(d, event, now) if d.get("streamSid") == self.call.stream_sid else None
+        if due is None:
+            self.malformed += 1
+            return
+        self.received += 1
+        self._echo(due)
+        self._arm()
+
+    def _play(self, d: dict, event: str, now: float) -> list[str] | None:
+        """The marks to echo now, or None when the message is malformed."""
+        if event == "media":
+            audio = parse_twilio_media(d, OUTBOUND_LIMITS)
+            if audio is None:
+                return None
+            if self._waited_at is not None and self._chime_at is None:
+                self._chime_at = now
+            return self.playout.media(now, audio)
+        if event == "mark":
+            name = parse_twilio_mark(d)
+            return None if name is None else self.playout.mark(now, name)
+        self._clears_at.append(now)
+        return self.playout.clear(now)
+
+    def pressed(self, now: float, count: int) -> None:
+        """The next `count` keys went out on the socket at `now`."""
+        for _ in range(count):
+            if self._waited_at is None and self.keys[len(self.pressed_at)] == self.wait_key:
+                self._waited_at = now
+            self.pressed_at.append(now)
+
+    def hang_up(self) -> None:
+        """The call's stop is going out: from now on nothing plays and nothing is echoed."""
+        self._hung_up = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _echo(self, names: list[str]) -> None:
+        for name in names:
+            _write(self.ws, _frame(self.call.mark(name)))
+
+    def _arm(self) -> None:
+        """Keep one timer, at the time the next pending mark falls due."""
+        due = self.playout.next_mark_due()
+        if self._timer is not None:
+            if self._timer.when() == due:
+                return
+            self._timer.cancel()
+        self._timer = None if due is None else self.loop.call_at(due, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._echo(self.playout.advance(self.loop.time()))
+        self._arm()
+
+    def clear_ms(self) -> tuple[float, ...] | None:
+        """For each press of a key other than the wait key, ms from it to the first clear after
+        it (before the next press, within CLEAR_WINDOW); None when no such key was pressed."""
+        pressed = list(zip(self.pressed_at, self.keys, strict=False))
+        if all(key == self.wait_key for _, key in pressed):
+            return None
+        answers = []
+        for i, (at, key) in enumerate(pressed):
+            if key == self.wait_key:
+                continue
+            until = at + CLEAR_WINDOW
+            if i + 1 < len(pressed):
+                until = min(until, pressed[i + 1][0])
+            clear = next((t for t in self._clears_at if at <= t < until), None)
+            if clear is not None:
+                answers.append((clear - at) * 1000)
+        return tuple(answers)
+
+    def result(
+        self, media: int, messages: int, error: str | None, recording: Path | None
+    ) -> CallResult:
+        """The call's result: what it sent (given), what it heard and how its keys were answered."""
+        playout = self.playout
+        heard = self.received > 0
+        return CallResult(
+            self.call.n,
+            self.call.call_sid,
+            media,
+            messages,
+            self.ws.close_code,
+            error,
+            pressed=tuple(zip(self.pressed_at, self.keys, strict=False)),
+            wait_to_chime_ms=(
+                (self._chime_at - self._waited_at) * 1000
+                if self._chime_at is not None and self._waited_at is not None
+                else None
+            ),
+            clear_ms=self.clear_ms(),
+            audio_ms=playout.media_ms if heard else None,
+            underruns=playout.underruns if heard else None,
+            max_outstanding_ms=playout.max_outstanding_ms if heard else None,
+            clears=playout.clears if heard else None,
+            marks_echoed=playout.marks_echoed if heard else None,
+            malformed=self.malformed,
+            unknown=self.unknown,
+            recording=recording,
+        )
 
 
 async def run(
@@ -160,21 +439,46 @@ async def run(
     close_timeout: float = 120.0,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every: float = 1.0,
+    presses: Iterable[tuple[float, str]] = (),
+    wait_key: str = DEFAULT_WAIT_KEY,
+    record: Path | None = None,
 ) -> SimResult:
     """Play `calls` calls of `seconds` audio each, numbered from `first`, and wait for the server
     to close every one after its `stop`. `realtime` paces 50 media frames/s per call; otherwise
-    frames go as fast as the server takes them. A call that fails is reported, never raised."""
+    frames go as fast as the server takes them. A call that fails is reported, never raised.
+
+    Every call presses the keys in `presses`, (seconds, key) each, as `dtmf` events right after
+    the media frame at that time; `wait_key` is the one whose answer is timed as the chime. With
+    `record`, what each caller heard goes to `record/<callSid>.wav`, `seconds` long.
+    """
     check_url(url)
     if not 1 <= calls <= MAX_CALLS:
         raise ValueError(f"calls must be 1..{MAX_CALLS}, not {calls}")
     if not 0 < seconds <= MAX_SECONDS:
         raise ValueError(f"seconds must be > 0 and <= {MAX_SECONDS}, not {seconds}")
+    if not _is_key(wait_key):
+        raise ValueError(f"the wait key must be one of 0-9 * # A-D, not {wait_key!r}")
     frames = frames_for(seconds)
+    after = press_frames(presses, seconds, frames)
+    if record is not None:
+        try:
+            await asyncio.to_thread(record.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot record to {record}: {exc.strerror or exc}") from exc
     simulated = [SimulatedCall(n, tenant, _caller(n)) for n in range(first, first + calls)]
-    size = 1 if realtime else FLAT_OUT_BATCH
-    plans: list[Iterable[Batch]] = [batches(call, frames, size) for call in simulated]
-    if not realtime and calls * frames <= PRERENDER_FRAMES:
-        plans = [list(plan) for plan in plans]
+    # With keys to press, those are the only ones: the server would answer the periodic dtmf too.
+    dtmf_every = 0 if after else DTMF_EVERY
+    steps = [call.steps(frames, MARK_EVERY, dtmf_every, after) for call in simulated]
+    plans: list[Plan]
+    if realtime:
+        plans = [partial(_paced, call_steps) for call_steps in steps]
+    else:
+        rendered: list[Iterable[Batch]] = [batches(s, FLAT_OUT_BATCH) for s in steps]
+        if calls * frames <= PRERENDER_FRAMES:
+            # Echoed marks are then numbered after the call's stop: flat out, timing comes first.
+            rendered = [list(plan) for plan in rendered]
+        plans = [partial(_flat_out, plan) for plan in rendered]
+    ears = _Ears("".join(after.values()), wait_key, record, frames * FRAME_MS / 1000)
     progress = Progress(calls)
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     t0 = time.perf_counter()
@@ -186,7 +490,7 @@ async def run(
         connect_seconds = time.perf_counter() - t0
         results = await asyncio.gather(
             *(
-                _play(ws, call, plan, realtime, close_timeout, progress)
+                _play(ws, call, plan, ears, close_timeout, progress)
                 for ws, call, plan in zip(sockets, simulated, plans, strict=True)
             )
         )
@@ -196,6 +500,17 @@ async def run(
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     return SimResult(tuple(results), progress.connected, t0, connect_seconds, seconds, cpu)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ears:
+    """What every call listens for: its keys in the order pressed, the wait key, where to record
+    what it heard, and for how long (seconds from the call's start)."""
+
+    keys: str
+    wait_key: str
+    record: Path | None
+    heard_seconds: float
 
 
 def _caller(n: int) -> str:
@@ -227,8 +542,8 @@ async def _connect(
 async def _play(
     ws: websockets.ClientConnection | str,
     call: SimulatedCall,
-    plan: Iterable[Batch],
-    realtime: bool,
+    plan: Plan,
+    ears: _Ears,
     close_timeout: float,
     progress: Progress,
 ) -> CallResult:
@@ -238,34 +553,47 @@ async def _play(
     error: str | None = None
     loop = asyncio.get_running_loop()
     started = loop.time()
+    listener = Listener(ws, call, started, ears.keys, ears.wait_key, ears.record is not None)
+    reader = asyncio.create_task(listener.listen())
     try:
-        for batch in plan:
-            if realtime and batch.media:
-                # Due times run from the call's start, so one late frame does not delay the rest.
-                delay = started + media * FRAME_MS / 1000 - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            await _send(ws, batch)
-            messages += batch.messages
-            media += batch.media
-            progress.media_frames += batch.media
+        async with aclosing(plan(started)) as sent:
+            async for batch in sent:
+                if batch.ends:
+                    listener.hang_up()
+                if batch.presses:
+                    # Nothing awaits before the write: this is when the keys go out.
+                    listener.pressed(loop.time(), batch.presses)
+                await _send(ws, batch)
+                messages += batch.messages
+                media += batch.media
+                progress.media_frames += batch.media
         # The server closes after `stop`: that is the sign it has handled every frame before it.
         async with asyncio.timeout(close_timeout):
-            async for _ in ws:
-                pass
+            error = await reader
     except TimeoutError:
         error = f"the server did not close within {close_timeout:g}s of stop"
     except (OSError, WebSocketException) as exc:
         error = f"{type(exc).__name__}: {exc}"
     finally:
+        listener.hang_up()
+        reader.cancel()
         await ws.close()
     if error is None and ws.close_code != 1000:
         error = f"closed with code {ws.close_code} {ws.close_reason}".rstrip()
+    recording = None
+    if ears.record is not None:
+        recording = ears.record / f"{call.call_sid}.wav"
+        heard = listener.playout.heard(started + ears.heard_seconds)
+        try:
+            await asyncio.to_thread(write_wav, recording, heard)
+        except OSError as exc:
+            error = error or f"recording {recording}: {exc.strerror or exc}"
+            recording = None
     if error:
         progress.failed += 1
     else:
         progress.done += 1
-    return CallResult(call.n, call.call_sid, media, messages, ws.close_code, error)
+    return listener.result(media, messages, error, recording)
 
 
 async def _send(ws: websockets.ClientConnection, batch: Batch) -> None:
@@ -273,9 +601,14 @@ async def _send(ws: websockets.ClientConnection, batch: Batch) -> None:
     # one: the batch's head goes in one write instead. Its last message goes through send(), which
     # checks the connection is still open and waits while the write buffer is full, so a slow
     # server holds the client back.
-    if batch.head and ws.state is State.OPEN:
-        ws.transport.write(batch.head)
+    _write(ws, batch.head)
     await ws.send(batch.last)
+
+
+def _write(ws: websockets.ClientConnection, frames: bytes) -> None:
+    """Write ready-made frames now, in order with everything sent before, as `send()` does."""
+    if frames and ws.state is State.OPEN:
+        ws.transport.write(frames)
 
 
 async def _report(

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One message of a call's script, not yet rendered: `render()` numbers it (sequenceNumber),
+    so a sender that waits before sending renders after waiting, and whatever else it sends
+    meanwhile (a mark echo) keeps its place in the numbering."""
+
+    kind: str  # connected, start, media, mark, dtmf, press (a dtmf asked for), stop
+    render: Callable[[], str]
 
 
 def sid(prefix: str, n: int) -> str:
@@ -113,14 +124,35 @@ class SimulatedCall:
             }
         )
 
-    def whole_call(self, frames: int, mark_every: int = 0, dtmf_every: int = 0) -> Iterator[str]:
-        """connected, start, `frames` media (a mark / dtmf every N frames if asked), stop."""
-        yield self.connected()
-        yield self.start()
+    def steps(
+        self,
+        frames: int,
+        mark_every: int = 0,
+        dtmf_every: int = 0,
+        presses: Mapping[int, str] | None = None,
+    ) -> Iterator[Step]:
+        """`whole_call`'s messages as unrendered steps."""
+        yield Step("connected", self.connected)
+        yield Step("start", self.start)
+        presses = presses or {}
         for i in range(1, frames + 1):
-            yield self.media()
+            yield Step("media", self.media)
             if mark_every and i % mark_every == 0:
-                yield self.mark(f"m{i}")
+                yield Step("mark", partial(self.mark, f"m{i}"))
             if dtmf_every and i % dtmf_every == 0:
-                yield self.dtmf(str(i % 10))
-        yield self.stop()
+                yield Step("dtmf", partial(self.dtmf, str(i % 10)))
+            for key in presses.get(i, ""):
+                yield Step("press", partial(self.dtmf, key))
+        yield Step("stop", self.stop)
+
+    def whole_call(
+        self,
+        frames: int,
+        mark_every: int = 0,
+        dtmf_every: int = 0,
+        presses: Mapping[int, str] | None = None,
+    ) -> Iterator[str]:
+        """connected, start, `frames` media (a mark / dtmf every N frames if asked, and after
+        media frame i, counted from 1, a dtmf for each key in `presses[i]`), stop."""
+        for step in self.steps(frames, mark_every, dtmf_every, presses):
+            yield step.render()

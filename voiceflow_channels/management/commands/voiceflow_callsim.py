@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -15,7 +16,8 @@ DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
 class Command(BaseCommand):
     help = (
         "Play simulated Twilio Media Streams calls at a websocket URL (no phone needed) and "
-        "report what was sent and how long it took."
+        "report what was sent and how long it took. Each call plays the server's audio as Twilio "
+        "does (echoing marks, honouring clears) and can press keys at given times."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -51,11 +53,33 @@ class Command(BaseCommand):
             default=120.0,
             help="seconds to wait for the server to close a call after its stop (default 120)",
         )
+        parser.add_argument(
+            "--press",
+            dest="presses",
+            action="append",
+            default=[],
+            metavar="KEY@SECONDS",
+            help="every call presses KEY (0-9 * # A-D) at SECONDS into the call; repeatable, "
+            "e.g. --press 1@0.5 --press '#@4'",
+        )
+        parser.add_argument(
+            "--wait-key",
+            default=callsim.DEFAULT_WAIT_KEY,
+            help="the key whose answer is timed as the chime (default "
+            f"{callsim.DEFAULT_WAIT_KEY}); any other key's answer is timed as a clear",
+        )
+        parser.add_argument(
+            "--record",
+            type=Path,
+            metavar="DIR",
+            help="write what each caller heard to DIR/<callSid>.wav (DIR is created)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["first"] < 0 or options["close_timeout"] <= 0:
             raise CommandError("--first must be >= 0 and --close-timeout > 0")
         try:
+            presses = tuple(callsim.parse_press(press) for press in options["presses"])
             result = asyncio.run(
                 callsim.run(
                     options["url"],
@@ -66,10 +90,16 @@ class Command(BaseCommand):
                     first=options["first"],
                     close_timeout=options["close_timeout"],
                     on_progress=lambda p: self.stderr.write(f"callsim {p.line()}"),
+                    presses=presses,
+                    wait_key=options["wait_key"],
+                    record=options["record"],
                 )
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        for call in result.calls:
+            if call.heard or call.pressed:
+                self.stdout.write(call.line())
         mode = "realtime" if options["realtime"] else "flat-out"
         self.stdout.write(
             f"{len(result.calls)} calls ({mode}) to {options['url']}: {result.connected} connected "
@@ -78,6 +108,12 @@ class Command(BaseCommand):
             f"{result.frames_per_second:,.0f} media frames/s; the simulator used "
             f"{result.cpu_seconds:.2f}s of CPU"
         )
+        if options["record"] is not None:
+            recorded = sum(call.recording is not None for call in result.calls)
+            self.stdout.write(
+                f"what each caller heard: {recorded} WAV files, "
+                f"{options['record'].resolve()}/<callSid>.wav"
+            )
         failed = result.failed
         for call in failed[:10]:
             self.stderr.write(f"call {call.n} {call.call_sid}: {call.error}")
