@@ -35,6 +35,7 @@ class Spec:
     title: str
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
+    cwd: Path = ROOT
 
 
 # The env pins what the example project would otherwise read from the caller's environment.
@@ -54,6 +55,20 @@ RAW = Spec("c", "raw websockets server", ("-m", "benchmarks.raw_server", "{port}
 BARE = Spec(
     "d", "bare ASGI app, daphne (ceiling)", ("-m", "benchmarks.bare_asgi", *DAPHNE_ARGS), DAPHNE_ENV
 )
+
+
+# The bidirectional profile: our consumer speaking to the calls whose tenant is "speaker".
+SPEAKING = Spec(
+    "s",
+    "TwilioStreamConsumer speaking, daphne",
+    ("-m", "benchmarks.speaking_asgi", *DAPHNE_ARGS),
+    (("VOZ_FEATURE_VOICE_FLOW_A", "1"), *DAPHNE_ENV),
+)
+
+
+def ours_at(checkout: Path) -> Spec:
+    """Our consumer as another checkout has it (e.g. a git worktree of the last release)."""
+    return Spec("a@base", f"TwilioStreamConsumer at {checkout.name}", OURS.argv, OURS.env, checkout)
 
 
 # Issue 6: the same consumer with no layer (the baseline), and on a real Redis layer; OURS runs
@@ -119,7 +134,7 @@ class Server:
         # Access logs go to stdout: dropped, as in the tests.
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
-            cwd=ROOT,
+            cwd=spec.cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

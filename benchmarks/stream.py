@@ -1,6 +1,8 @@
-"""Frames/s processed by our consumer under daphne against a naive consumer and a raw server.
+"""Frames/s processed by our consumer under daphne against a naive consumer and a raw server;
+and, with --bidirectional, what a call that hears audio costs against one that only listens.
 
     python -m benchmarks.stream [--calls 200] [--frames 250] [--rounds 5] [--idle-calls 1000]
+    python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 20]
 
 Each round plays the same flat-out load (voiceflow_channels.callsim) at each server in turn. A
 round counts only if every call's server-side frame count equals what was sent; otherwise the
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from benchmarks.idle import idle_calls
 from benchmarks.servers import (
@@ -25,11 +28,14 @@ from benchmarks.servers import (
     OURS,
     OURS_NO_LAYER,
     RAW,
+    SPEAKING,
     Server,
     Spec,
+    ours_at,
     ours_on_redis,
     redis_server,
 )
+from benchmarks.speaking_asgi import SPEAKER
 from voiceflow_channels import callsim
 
 SPECS = (OURS, NAIVE, RAW, BARE)
@@ -83,6 +89,97 @@ def measure(server: Server, calls: int, frames: int, first: int) -> Round:
         server_busy=cpu / elapsed,
         client_busy=result.cpu_seconds / elapsed,
         unclean=len(result.failed),
+    )
+
+
+@dataclass(frozen=True)
+class Bidirectional:
+    """One round of the bidirectional profile: server CPU with every call listening, and with
+    `speakers` of the same number of calls hearing audio the whole call."""
+
+    listening_cpu: float
+    mixed_cpu: float
+    audio_ms: float
+
+
+def realtime_cpu(server: Server, calls: int, speakers: int, seconds: float, first: int) -> tuple:
+    """Server CPU seconds for `calls` real-time calls, `speakers` of them hearing audio, and the
+    audio those heard; checks every frame arrived and no speaker's audio underran."""
+
+    async def play() -> list[callsim.SimResult]:
+        runs = [callsim.run(server.url, calls - speakers, seconds, True, first=first)]
+        if speakers:
+            runs.append(
+                callsim.run(server.url, speakers, seconds, True, SPEAKER, first=first + calls)
+            )
+        return await asyncio.gather(*runs)
+
+    cpu = server.cpu_seconds()
+    results = asyncio.run(play())
+    cpu = server.cpu_seconds() - cpu
+    every = [c for result in results for c in result.calls]
+    failed = [c for c in every if not c.ok]
+    if failed:
+        raise LostFrames(f"{server.spec.title}: {len(failed)} calls failed: {failed[0]}")
+    ended = server.calls_ended([c.call_sid for c in every], END_LINES_TIMEOUT)
+    lost = [c for c in every if ended[c.call_sid][1] != c.media_frames]
+    if lost:
+        raise LostFrames(f"{server.spec.title}: {len(lost)} calls lost frames: {lost[0]}")
+    heard = [c for c in every if c.audio_ms]
+    if len(heard) != speakers or any(c.underruns for c in heard):
+        raise LostFrames(
+            f"{server.spec.title}: {len(heard)} of {speakers} speakers heard audio; underruns "
+            f"{[c.underruns for c in heard if c.underruns]}"
+        )
+    return cpu, sum(c.audio_ms for c in heard)
+
+
+def run_bidirectional(args: argparse.Namespace) -> list[Bidirectional]:
+    server = Server(SPEAKING)
+    firsts = numbers(2 * args.calls)
+    try:
+        realtime_cpu(server, WARMUP_CALLS, WARMUP_CALLS // 5, 1.0, next(firsts))
+        rounds = []
+        for r in range(1, args.rounds + 1):
+            listening, _ = realtime_cpu(server, args.calls, 0, args.seconds, next(firsts))
+            mixed, audio = realtime_cpu(
+                server, args.calls, args.speakers, args.seconds, next(firsts)
+            )
+            rounds.append(Bidirectional(listening, mixed, audio))
+            print(
+                f"round {r}/{args.rounds}: listening {listening:.2f}s CPU, mixed {mixed:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+        return rounds
+    finally:
+        server.stop()
+
+
+def bidirectional_table(args: argparse.Namespace, rounds: list[Bidirectional]) -> str:
+    call_seconds = args.calls * args.seconds
+    listening = statistics.median(r.listening_cpu for r in rounds) / call_seconds * 1000
+    extra = statistics.median(r.mixed_cpu - r.listening_cpu for r in rounds)
+    playing = listening + extra / (args.speakers * args.seconds) * 1000
+    heard = statistics.median(r.audio_ms for r in rounds) / args.speakers / 1000
+    return "\n".join(
+        [
+            f"voiceflow bidirectional profile {datetime.now():%Y-%m-%d %H:%M}: 127.0.0.1, "
+            f"{os.cpu_count()} CPUs, client on the same box",
+            f"load: {args.calls} real-time calls x {args.seconds:g} s, all listening, then "
+            f"{args.speakers} of them hearing audio the whole call (mark-clocked, the simulator "
+            f"echoing marks as Twilio does); rounds: {args.rounds}",
+            f"command: python -m benchmarks.stream --bidirectional --calls {args.calls} "
+            f"--seconds {args.seconds:g} --speakers {args.speakers} --rounds {args.rounds}",
+            "",
+            f"{'':34}{'server CPU, ms per call-second':>32}",
+            f"{'a listening call':34}{listening:>32.2f}",
+            f"{'a call hearing audio':34}{playing:>32.2f}   ({playing / listening:.2f}x)",
+            f"each speaker heard {heard:.1f} s of {args.seconds:g} s, with no underrun; "
+            "every inbound frame arrived",
+            "CPU per round (s), listening / mixed: "
+            + ", ".join(f"{r.listening_cpu:.2f} / {r.mixed_cpu:.2f}" for r in rounds),
+        ]
     )
 
 
@@ -154,7 +251,8 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
         f"command: python -m benchmarks.stream --calls {args.calls} --frames {args.frames} "
         f"--rounds {args.rounds} --idle-calls {args.idle_calls}"
         + (" --layers" if args.layers else "")
-        + (" --layers-only" if args.layers_only else ""),
+        + (" --layers-only" if args.layers_only else "")
+        + (f" --baseline {args.baseline}" if args.baseline else ""),
         "",
         f"{'server':36} {'frames/s':>9} {'CPU us/frame':>12} {'server busy':>11} "
         f"{'client busy':>11} {'unclean closes':>14}   frames/s of each round",
@@ -191,6 +289,13 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
             f"RSS per idle call (a, {args.idle_calls} calls after connected+start): "
             f"{per_call:.1f} KiB (daphne RSS {before / 2**20:.1f} MiB -> {during / 2**20:.1f} MiB)"
         )
+    if "a@base" in median:
+        ratio, cpu_ratio = median["a"] / median["a@base"], cpu["a@base"] / cpu["a"]
+        lines += [
+            "",
+            f"a/a@base{ratio:>10.2f}{cpu_ratio:>14.2f}   this checkout against "
+            f"{args.baseline} (inbound only; goal: no regression past 5%)",
+        ]
     if "a0" in median:
         lines += ["", "what the channel layer costs the media path (goal: within 10%):"]
         for key, name in (("a", "in-memory layer"), ("ar", "Redis layer")):
@@ -213,7 +318,9 @@ def _ratio(name: str, by_rate: float, by_cpu: float, goal: float | None) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stream", description=__doc__)
-    parser.add_argument("--calls", type=int, default=200, help="concurrent calls per round")
+    parser.add_argument(
+        "--calls", type=int, help="concurrent calls per round (200; bidirectional: 100)"
+    )
     parser.add_argument("--frames", type=int, default=250, help="media frames per call")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
     parser.add_argument("--idle-calls", type=int, default=1000, help="calls held for the RSS")
@@ -231,9 +338,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also run our consumer with no layer (a0) and on a Redis layer (ar, needs "
         "redis-server), to show what the layer costs the media path",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run our consumer from this checkout (e.g. a git worktree of the last "
+        "release) in the same rounds, as a@base",
+    )
+    parser.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="only the bidirectional profile: real-time calls, --speakers of them hearing audio",
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="bidirectional: call length")
+    parser.add_argument(
+        "--speakers", type=int, help="bidirectional: calls hearing audio (default a fifth)"
+    )
     args = parser.parse_args(argv)
+    if args.calls is None:
+        args.calls = 100 if args.bidirectional else 200
     if args.quick:
         args.calls, args.frames, args.rounds, args.idle_calls = 20, 50, 1, 50
+        args.seconds = 2
+    if args.speakers is None:
+        args.speakers = args.calls // 5
+    if not 1 <= args.speakers < args.calls:
+        parser.error("--speakers must be at least 1 and fewer than --calls")
+    if args.baseline and not (args.baseline / "example_project").is_dir():
+        parser.error(f"--baseline {args.baseline} is not a checkout of this project")
     for name in ("calls", "frames", "rounds", "idle_calls"):
         if not 1 <= getattr(args, name) <= callsim.MAX_CALLS:
             parser.error(f"--{name.replace('_', '-')} must be 1..{callsim.MAX_CALLS}")
@@ -242,13 +373,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.bidirectional:
+        try:
+            print(bidirectional_table(args, run_bidirectional(args)))
+        except RuntimeError as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    specs = (*SPECS, ours_at(args.baseline)) if args.baseline else SPECS
     try:
         if args.layers or args.layers_only:
-            others = (OURS,) if args.layers_only else SPECS
+            others = (OURS,) if args.layers_only else specs
             with redis_server() as redis_url:
                 rounds = run_rounds(args, (*others, OURS_NO_LAYER, ours_on_redis(redis_url)))
         else:
-            rounds = run_rounds(args, SPECS)
+            rounds = run_rounds(args, specs)
         rss = None if args.layers_only else idle_rss_per_call(args.idle_calls, first=1)
     except RuntimeError as exc:  # LostFrames, or a server that never finished its calls
         print(f"FAILED: {exc}", file=sys.stderr)
