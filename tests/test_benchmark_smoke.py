@@ -18,3 +18,10 @@ def test_parser_benchmark_compares_the_same_results(capsys):
 
     assert parsers.main(["--frames", "1000"]) == 0
     assert "pydantic / ours:" in capsys.readouterr().out
+
+
+def test_quick_bidirectional_profile_prints_both_costs(capsys):
+    assert stream.main(["--bidirectional", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "a listening call" in out and "a call hearing audio" in out
+    assert "with no underrun; every inbound frame arrived" in out
