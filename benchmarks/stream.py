@@ -2,7 +2,7 @@
 and, with --bidirectional, what a call that hears audio costs against one that only listens.
 
     python -m benchmarks.stream [--calls 200] [--frames 250] [--rounds 5] [--idle-calls 1000]
-    python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 20]
+    python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 50]
 
 Each round plays the same flat-out load (voiceflow_channels.callsim) at each server in turn. A
 round counts only if every call's server-side frame count equals what was sent; otherwise the
@@ -175,8 +175,8 @@ def bidirectional_table(args: argparse.Namespace, rounds: list[Bidirectional]) -
             f"{'':34}{'server CPU, ms per call-second':>32}",
             f"{'a listening call':34}{listening:>32.2f}",
             f"{'a call hearing audio':34}{playing:>32.2f}   ({playing / listening:.2f}x)",
-            f"each speaker heard {heard:.1f} s of {args.seconds:g} s, with no underrun; "
-            "every inbound frame arrived",
+            f"each speaker was sent {heard:.1f} s of audio in its {args.seconds:g} s, with no "
+            "underrun; every inbound frame arrived",
             "CPU per round (s), listening / mixed: "
             + ", ".join(f"{r.listening_cpu:.2f} / {r.mixed_cpu:.2f}" for r in rounds),
         ]
@@ -341,8 +341,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="also run our consumer from this checkout (e.g. a git worktree of the last "
-        "release) in the same rounds, as a@base",
+        help="only our consumer, against the same consumer from this checkout (e.g. a git "
+        "worktree of the last release) in the same rounds, as a@base",
     )
     parser.add_argument(
         "--bidirectional",
@@ -351,7 +351,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, default=10, help="bidirectional: call length")
     parser.add_argument(
-        "--speakers", type=int, help="bidirectional: calls hearing audio (default a fifth)"
+        "--speakers", type=int, help="bidirectional: calls hearing audio (default half)"
     )
     args = parser.parse_args(argv)
     if args.calls is None:
@@ -360,7 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.calls, args.frames, args.rounds, args.idle_calls = 20, 50, 1, 50
         args.seconds = 2
     if args.speakers is None:
-        args.speakers = args.calls // 5
+        args.speakers = args.calls // 2
     if not 1 <= args.speakers < args.calls:
         parser.error("--speakers must be at least 1 and fewer than --calls")
     if args.baseline and not (args.baseline / "example_project").is_dir():
@@ -380,15 +380,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED: {exc}", file=sys.stderr)
             return 1
         return 0
-    specs = (*SPECS, ours_at(args.baseline)) if args.baseline else SPECS
     try:
-        if args.layers or args.layers_only:
-            others = (OURS,) if args.layers_only else specs
+        if args.baseline:
+            rounds = run_rounds(args, (OURS, ours_at(args.baseline)))
+        elif args.layers or args.layers_only:
+            others = (OURS,) if args.layers_only else SPECS
             with redis_server() as redis_url:
                 rounds = run_rounds(args, (*others, OURS_NO_LAYER, ours_on_redis(redis_url)))
         else:
-            rounds = run_rounds(args, specs)
-        rss = None if args.layers_only else idle_rss_per_call(args.idle_calls, first=1)
+            rounds = run_rounds(args, SPECS)
+        only_ours = args.layers_only or args.baseline
+        rss = None if only_ours else idle_rss_per_call(args.idle_calls, first=1)
     except RuntimeError as exc:  # LostFrames, or a server that never finished its calls
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -112,6 +112,8 @@ async def test_speech_is_mark_clocked_and_its_books_balance(assistant, summaries
     await expect_server_close(ws)
     assert ("playback", "speech", 1000, 0) in assistant.events
     assert assistant.events[-1] == ("stop",)
+    await consumer.play(b"\x10" * 800)  # after the call: nothing is queued, nothing is sent
+    assert consumer.playback.idle
     assert "played_ms=1000 cleared_ms=0 chime_ms=0 refused_audio=0" in summaries()[0]
 
 

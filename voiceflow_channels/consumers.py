@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from . import conf
 from .call_state import CallState
-from .layer_messages import AudioClear, AudioPlay, WaitStart, check_label, clean_reason
+from .layer_messages import AudioClear, AudioPlay, WaitEnd, WaitStart, check_label, clean_reason
 from .playback import Clear, Mark, Media, Outbound, Playback, Step, Utterance
 from .signature import header_signature, is_valid_signature
 from .twilio_events import StreamStart, clear_message, mark_message, media_message
@@ -71,10 +71,12 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
     async def play(self, mulaw: bytes, label: str = "speech") -> None:
         """Queue `mulaw` (8 kHz mu-law; padded to whole 20 ms frames) as one utterance, after
         what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
-        refused (counted, logged)."""
+        refused (counted, logged); once the call has ended it does nothing."""
         check_label(label)
         if not isinstance(mulaw, bytes | bytearray | memoryview):
             raise ValueError(f"mulaw must be bytes of 8 kHz mu-law, not {type(mulaw).__name__}")
+        if self._finished:
+            return
         await self._speak(label, bytes(mulaw), None, final=True)
 
     async def clear(self) -> None:
@@ -155,7 +157,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
             await self._joined()
-            await self._hook(self.on_start, StreamStart.model_validate(call.start))
+            if type(self).on_start is not TwilioStreamConsumer.on_start:
+                await self._hook(self.on_start, StreamStart.model_validate(call.start))
         elif kind == "stop":
             await self._finish("stop")
             await self.close()
@@ -192,6 +195,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             self.start_wait(start.reason)
 
     async def voiceflow_wait_end(self, message: dict) -> None:
+        WaitEnd.model_validate(message)
         if not self._finished:
             self.end_wait()
 
@@ -369,6 +373,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         if self._finished or not hasattr(self, "call"):
             return
         self._finished = True
+        self._outbox.clear()  # nothing is sent after stop: Twilio would not play it
         self._disarm_chime()
         self.call.wait.notify_wait_end()
         self._take(self.playback.end())

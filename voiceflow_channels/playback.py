@@ -80,6 +80,26 @@ class Playback:
     confirmed, a mark follows every `mark_every_ms` of audio, and at most `max_queued_ms` is
     queued and unsettled; audio past that is refused and counted."""
 
+    __slots__ = (
+        "_keys",
+        "_marks",
+        "_queue",
+        "_unconfirmed",
+        "cleared_ms",
+        "filler_played_ms",
+        "foreign_marks",
+        "generation",
+        "late_audio",
+        "lead_ms",
+        "max_queued_ms",
+        "outstanding_ms",
+        "played_ms",
+        "refused",
+        "refused_ms",
+        "segment_bytes",
+        "stale_marks",
+    )
+
     def __init__(
         self,
         lead_ms: int = DEFAULT_LEAD_MS,
