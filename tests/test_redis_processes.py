@@ -1,8 +1,10 @@
-"""Across processes: two daphne processes share a real Redis layer; a wait started from a third
-process reaches the right call on the right process, and no other call."""
+"""Across processes: two daphne processes share a real Redis layer; a wait, audio and a clear sent
+from a third process reach the right call on the right process, and no other call."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -65,6 +67,29 @@ async def test_wait_from_a_third_process_reaches_only_its_call(redis_url):
         one.wait_for(f"voiceflow wait chime due callSid={target.call_sid}")
         send_wait(redis_url, f"wait.end({target.call_sid!r})")
         one.wait_for(f"voiceflow wait end callSid={target.call_sid}")
+        target_ws = sockets[0]
+        chime = [json.loads(await target_ws.recv())]
+        while chime[-1]["event"] != "clear":  # the chime played from 0 ms; the wait's end cut it
+            chime.append(json.loads(await target_ws.recv()))
+        assert [m["event"] for m in chime] == ["media", "mark"] * 3 + ["clear"]
+
+        # 2.5 s of audio from a third process: three parts through Redis, played by the target
+        # (mark-clocked: 300 ms go out at once), then cleared from there too.
+        send_wait(
+            redis_url,
+            "from voiceflow_channels import audio; "
+            f"audio.play({target.call_sid!r}, bytes(range(256)) * 78 + bytes(32), 'reply')",
+        )
+        sent = [json.loads(await target_ws.recv()) for _ in range(6)]
+        assert [m["event"] for m in sent] == ["media", "mark"] * 3
+        assert base64.b64decode(sent[0]["media"]["payload"]) == (bytes(range(256)) * 4)[:800]
+        send_wait(
+            redis_url, f"from voiceflow_channels import audio; audio.clear({target.call_sid!r})"
+        )
+        assert json.loads(await target_ws.recv()) == {
+            "event": "clear",
+            "streamSid": target.stream_sid,
+        }
 
         for (call, server), ws in zip(placed, sockets, strict=True):
             await ws.send(call.stop())
@@ -72,6 +97,8 @@ async def test_wait_from_a_third_process_reaches_only_its_call(redis_url):
             [line] = server.wait_for(f"call ended \\(stop\\) callSid={call.call_sid}")
             expected = "waits=1 chimes=1" if call is target else "waits=0 chimes=0"
             assert expected in line and "frames=1" in line
+            if call is target:
+                assert "played_ms=0 cleared_ms=3000" in line  # the chime's 500 ms and the reply
         assert not [line for line in two.lines if "voiceflow wait" in line]
         assert not [line for line in one.lines if f"callSid={neighbour.call_sid} reason" in line]
     finally:
