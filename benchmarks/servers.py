@@ -68,7 +68,7 @@ SPEAKING = Spec(
 
 def ours_at(checkout: Path) -> Spec:
     """Our consumer as another checkout has it (e.g. a git worktree of the last release)."""
-    return Spec("a@base", f"TwilioStreamConsumer at {checkout.name}", OURS.argv, OURS.env, checkout)
+    return Spec("a@base", f"the same, at {checkout.name}", OURS.argv, OURS.env, checkout)
 
 
 # Issue 6: the same consumer with no layer (the baseline), and on a real Redis layer; OURS runs
