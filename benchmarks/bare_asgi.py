@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from example_project.__main__ import serve
+from voiceflow_channels.server import serve
 
 # The simulator's frames start with their event (json.dumps keeps key order).
 MEDIA = '{"event": "media"'

@@ -22,7 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from example_project.__main__ import serve  # noqa: E402
+from voiceflow_channels.server import serve  # noqa: E402
 
 
 class NaiveStreamConsumer(AsyncJsonWebsocketConsumer):

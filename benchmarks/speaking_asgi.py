@@ -18,10 +18,10 @@ get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from example_project.__main__ import serve  # noqa: E402
 from voiceflow_channels import conf  # noqa: E402
 from voiceflow_channels.consumers import TwilioStreamConsumer  # noqa: E402
 from voiceflow_channels.routing import build_router  # noqa: E402
+from voiceflow_channels.server import serve  # noqa: E402
 from voiceflow_channels.twilio_events import StreamStart  # noqa: E402
 
 SPEAKER = "speaker"

@@ -1,9 +1,3 @@
-from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import include, path
 
-
-def healthz(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("ok\n", content_type="text/plain")
-
-
-urlpatterns = [path("healthz", healthz)]
+urlpatterns = [path("", include("voiceflow_channels.urls"))]

@@ -75,3 +75,17 @@ async def expect_server_close(communicator: WebsocketCommunicator) -> list[dict]
     assert output == {"type": "websocket.close"}
     await communicator.disconnect()
     return sent
+
+
+async def yield_to_loop(times: int = 5) -> None:
+    """Let already-due callbacks run; no time passes."""
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+def jump_loop_clock(monkeypatch, seconds: float) -> None:
+    """Move the running loop's clock `seconds` further forward (jumps add up): timers due by
+    then run on its next turn."""
+    loop = asyncio.get_running_loop()
+    real = loop.time
+    monkeypatch.setattr(loop, "time", lambda: real() + seconds)

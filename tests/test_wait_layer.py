@@ -7,7 +7,13 @@ import asyncio
 
 import pytest
 
-from tests.conftest import expect_server_close, open_stream, send_all
+from tests.conftest import (
+    expect_server_close,
+    jump_loop_clock,
+    open_stream,
+    send_all,
+    yield_to_loop,
+)
 from voiceflow_channels import wait
 from voiceflow_channels.simulated_call import SimulatedCall
 
@@ -20,19 +26,6 @@ async def started(handled, n: int):
     consumer, what = await asyncio.wait_for(handled.get(), 5)
     assert (consumer.call.call_sid, what) == (call.call_sid, "joined")
     return call, communicator
-
-
-async def yield_to_loop(times: int = 5) -> None:
-    """Let already-due callbacks run; no time passes."""
-    for _ in range(times):
-        await asyncio.sleep(0)
-
-
-def jump_loop_clock(monkeypatch, seconds: float) -> None:
-    """Move the running loop's clock forward: timers due by then run on its next turn."""
-    loop = asyncio.get_running_loop()
-    real = loop.time
-    monkeypatch.setattr(loop, "time", lambda: real() + seconds)
 
 
 async def test_wait_start_and_end_reach_the_right_call_only(flag_on, handled, summaries):

@@ -94,6 +94,12 @@ class CallState:
         """Every frame dropped, whatever the reason (see `drops` for the reasons)."""
         return sum(self.drops.values())
 
+    @property
+    def received(self) -> int:
+        """Frames that arrived after `start`, whatever they were: it moves while the stream
+        lives."""
+        return self.frames + self.marks + self.dtmf + self.unknown + self.malformed
+
     def drop(self, reason: str) -> str:
         """Count one dropped frame under `reason`; returns "drop" for the caller's dispatch."""
         self.drops[reason] += 1

@@ -68,7 +68,7 @@ def _int_messages() -> list:
     for name, default in conf.INT_SETTINGS.items():
         value = conf.raw(name, default)
         number = conf.as_int(value)
-        minimum = 0 if name == "VOICE_WAIT_SOUND_TRIGGER_MS" else 1
+        minimum = 0 if name in ("VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS") else 1
         if number is None or number < minimum:
             messages.append(
                 Error(

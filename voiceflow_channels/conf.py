@@ -33,6 +33,10 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_PLAYBACK_LEAD_MS": DEFAULT_LEAD_MS,
     "VOICEFLOW_MARK_EVERY_MS": DEFAULT_MARK_EVERY_MS,
     "VOICEFLOW_MAX_QUEUED_AUDIO_MS": DEFAULT_MAX_QUEUED_MS,
+    "VOICEFLOW_DRAIN_SECONDS": 600,
+    "VOICEFLOW_START_TIMEOUT_S": 5,
+    "VOICEFLOW_IDLE_TIMEOUT_S": 10,
+    "VOICEFLOW_MAX_STREAMS": 1000,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -91,6 +95,22 @@ def mark_every_ms() -> int:
 
 def max_queued_audio_ms() -> int:
     return _int("VOICEFLOW_MAX_QUEUED_AUDIO_MS")
+
+
+def drain_seconds() -> int:
+    return _int("VOICEFLOW_DRAIN_SECONDS")
+
+
+def start_timeout_s() -> int:
+    return _int("VOICEFLOW_START_TIMEOUT_S")
+
+
+def idle_timeout_s() -> int:
+    return _int("VOICEFLOW_IDLE_TIMEOUT_S")
+
+
+def max_streams() -> int:
+    return _int("VOICEFLOW_MAX_STREAMS")
 
 
 def wait_sound_file() -> str:

@@ -14,11 +14,12 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from . import conf
+from . import conf, metrics
 from .call_state import CallState
 from .layer_messages import AudioClear, AudioPlay, WaitEnd, WaitStart, check_label, clean_reason
 from .playback import Clear, Mark, Media, Outbound, Playback, Step, Utterance
 from .signature import header_signature, is_valid_signature
+from .streams import STREAMS
 from .twilio_events import StreamStart, clear_message, mark_message, media_message
 from .wait import group_name
 from .wait_state import WaitState
@@ -32,9 +33,13 @@ LAYER_RETRY_MAX_SECONDS = 30.0
 
 CHIME_LABEL = "chime"
 
-# Process-wide counters: "refused_signature", "layer_join_failed", "layer_leave_failed",
-# "layer_message_ignored", "hook_errors", "refused_audio".
+# Process-wide counters: "refused_signature", "refused_draining", "refused_at_capacity",
+# "layer_join_failed", "layer_leave_failed", "layer_message_ignored", "hook_errors",
+# "refused_audio", "timeout_start", "timeout_idle". The same events go to `metrics`.
 counters: Counter[str] = Counter()
+# The idle check looks at a stream this many times per VOICEFLOW_IDLE_TIMEOUT_S: a stream is
+# closed between 1 and 1.25 timeouts after its last frame, with no per-frame timer.
+IDLE_CHECKS = 4
 
 
 class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -92,6 +97,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self._layer_task: asyncio.Task | None = None
         self._chime_timer: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._finished = False
         self._outbox: deque[str] = deque()
         self._ended: deque[Utterance] = deque()
@@ -136,10 +142,30 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         if refusal:
             self._finished = True
             counters["refused_signature"] += 1
+            metrics.REFUSED.labels("signature").inc()
             log.warning("voiceflow refused upgrade to %s: %s", self.scope.get("path"), refusal)
             await self.close()
             return
+        busy = STREAMS.refusal(conf.max_streams())
+        if busy:
+            self._finished = True
+            counters[f"refused_{busy}"] += 1
+            metrics.REFUSED.labels(busy).inc()
+            log.warning(
+                "voiceflow refused upgrade to %s: %s (%d live streams, VOICEFLOW_MAX_STREAMS=%d)",
+                self.scope.get("path"),
+                busy.replace("_", " "),
+                len(STREAMS.live),
+                conf.max_streams(),
+            )
+            await self._deny_busy()
+            return
         await self.accept()
+        STREAMS.add(self)
+        metrics.CALLS_ACTIVE.inc()
+        self._idle_seen = -1
+        self._idle_checks = 0
+        self._watch(conf.start_timeout_s(), self._start_timed_out)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -156,6 +182,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "dtmf":
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
+            self._watch(conf.idle_timeout_s() / IDLE_CHECKS, self._idle_check)
             await self._joined()
             if type(self).on_start is not TwilioStreamConsumer.on_start:
                 await self._hook(self.on_start, StreamStart.model_validate(call.start))
@@ -172,6 +199,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception as exc:  # the group expires on its own (group_expiry)
                 counters["layer_leave_failed"] += 1
+                metrics.LAYER_FAILURES.labels("leave").inc()
                 log.warning("voiceflow could not leave %s (%s: %s)", group, type(exc).__name__, exc)
         await self.disconnect(message.get("code"))
         raise StopConsumer
@@ -237,6 +265,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
             except Exception as exc:
                 counters["layer_join_failed"] += 1
+                metrics.LAYER_FAILURES.labels("join").inc()
                 log.warning(
                     "voiceflow could not join the layer callSid=%s (%s: %s): waits will not "
                     "reach this call",
@@ -261,6 +290,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 message = await self.channel_layer.receive(self.channel_name)
             except Exception as exc:
                 failures += 1
+                metrics.LAYER_FAILURES.labels("receive").inc()
                 retry = min(LAYER_RETRY_SECONDS * 2 ** (failures - 1), LAYER_RETRY_MAX_SECONDS)
                 log.warning(
                     "voiceflow layer receive failed callSid=%s (%s: %s); retrying in %.1fs",
@@ -280,6 +310,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.dispatch(message)
             except ValueError as exc:  # pydantic's ValidationError included
                 counters["layer_message_ignored"] += 1
+                metrics.LAYER_FAILURES.labels("bad_message").inc()
                 log.warning(
                     "voiceflow ignored layer message callSid=%s: %s", self.call.call_sid, exc
                 )
@@ -367,28 +398,97 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             self._chime_timer.cancel()
             self._chime_timer = None
 
+    async def drain_close(self) -> None:
+        """The process drains and this call outlived VOICEFLOW_DRAIN_SECONDS: end it cleanly."""
+        await self._finish("drained")
+        await self.close()
+
     async def _finish(self, how: str) -> None:
-        """Once per call: stop timers, close the books (`on_playback`, then `on_stop`) and log
-        its one summary line."""
+        """Once per call: stop timers, close the books (`on_playback`, then `on_stop`), publish
+        its figures and log its one summary line (none for a stream that never started)."""
         if self._finished or not hasattr(self, "call"):
             return
         self._finished = True
+        STREAMS.discard(self)
         self._outbox.clear()  # nothing is sent after stop: Twilio would not play it
         self._disarm_chime()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.call.wait.notify_wait_end()
         self._take(self.playback.end())
         while self._ended:
             u = self._ended.popleft()
             await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
-        if self.call.started:
+        call = self.call
+        if call.started:
             await self._hook(self.on_stop)
-        log.info("voiceflow call ended (%s) %s", how, self.call.summary())
+        _publish(call, how.split(" ")[0].rstrip(":"))
+        if call.started:
+            log.info("voiceflow call ended (%s) %s", how, call.summary())
+
+    async def _deny_busy(self) -> None:
+        """Refuse the upgrade with a 503 where the server can say so (the ASGI websocket denial
+        response extension, e.g. uvicorn); daphne can only refuse with a 403."""
+        if "websocket.http.response" in self.scope.get("extensions", {}):
+            start = {"type": "websocket.http.response.start", "status": 503, "headers": []}
+            await self.base_send(start)
+            await self.base_send({"type": "websocket.http.response.body", "body": b"busy\n"})
+        else:
+            await self.close()
+
+    def _watch(self, seconds: float, check: Callable[[], None]) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = asyncio.get_running_loop().call_later(seconds, check)
+
+    def _start_timed_out(self) -> None:
+        self._time_out(
+            "start", f"no start within VOICEFLOW_START_TIMEOUT_S={conf.start_timeout_s()}"
+        )
+
+    def _idle_check(self) -> None:
+        """No per-frame timer: every quarter timeout, has anything arrived since the last look?"""
+        seen = self.call.received
+        self._idle_checks = self._idle_checks + 1 if seen == self._idle_seen else 0
+        self._idle_seen = seen
+        if self._idle_checks >= IDLE_CHECKS:
+            self._time_out("idle", f"no frame for VOICEFLOW_IDLE_TIMEOUT_S={conf.idle_timeout_s()}")
+        else:
+            self._watch(conf.idle_timeout_s() / IDLE_CHECKS, self._idle_check)
+
+    def _time_out(self, kind: str, why: str) -> None:
+        self._watchdog = None
+        counters[f"timeout_{kind}"] += 1
+        log.info("voiceflow closed stream callSid=%s: %s", self.call.call_sid or "-", why)
+        self._spawn(self._close_timed_out())
+
+    async def _close_timed_out(self) -> None:
+        await self._finish("timeout")
+        await self.close()
 
     def _stop_background(self) -> None:
         self._disarm_chime()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for task in (self._layer_task, *self._tasks):
             if task is not None:
                 task.cancel()
+
+
+def _publish(call: CallState, how: str) -> None:
+    """A call's figures into the process metrics, once, at its end."""
+    metrics.CALLS_ACTIVE.dec()
+    metrics.CALLS_ENDED.labels(how).inc()
+    metrics.MEDIA_FRAMES.inc(call.frames)
+    for reason, count in call.drops.items():
+        metrics.DROPS.labels(reason).inc(count)
+    metrics.WAITS.inc(call.wait.waits_started)
+    metrics.CHIMES.inc(call.wait.chimes_due)
+    playback = call.playback
+    metrics.AUDIO_PLAYED_MS.inc(playback.played_ms)
+    metrics.AUDIO_CLEARED_MS.inc(playback.cleared_ms)
+    metrics.AUDIO_REFUSED.inc(playback.refused)
+    metrics.HOOK_ERRORS.inc(call.hook_errors)
 
 
 def _render(stream_sid: str, message: Outbound) -> str:

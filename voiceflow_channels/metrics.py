@@ -1,0 +1,57 @@
+"""Prometheus metrics of the process, `voiceflow_*`: counted per call and per event, never per
+frame (a call's frames and drops are added once, when it ends).
+
+With several server processes, set PROMETHEUS_MULTIPROC_DIR (an empty directory shared by them,
+emptied before they start) in each process's environment: `render()` then adds every process's
+figures up (prometheus-client's multiprocess mode), and active calls count live processes only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+    multiprocess,
+)
+
+CALLS_ACTIVE = Gauge("voiceflow_calls_active", "Streams open now.", multiprocess_mode="livesum")
+CALLS_ENDED = Counter(
+    "voiceflow_calls_ended", "Streams ended, by how: stop, disconnect, timeout, drained.", ["how"]
+)
+MEDIA_FRAMES = Counter("voiceflow_media_frames", "Inbound media frames handled.")
+DROPS = Counter("voiceflow_frames_dropped", "Inbound frames dropped, by reason.", ["reason"])
+REFUSED = Counter(
+    "voiceflow_upgrades_refused",
+    "Websocket upgrades refused: signature, draining, at_capacity.",
+    ["reason"],
+)
+LAYER_FAILURES = Counter(
+    "voiceflow_layer_failures",
+    "Channel layer failures: join, leave, receive, bad_message.",
+    ["kind"],
+)
+WAITS = Counter("voiceflow_waits", "Waits started.")
+CHIMES = Counter("voiceflow_chimes", "Chimes started.")
+AUDIO_PLAYED_MS = Counter(
+    "voiceflow_audio_played_ms", "Outbound audio Twilio confirmed played (mark echoes), ms."
+)
+AUDIO_CLEARED_MS = Counter("voiceflow_audio_cleared_ms", "Outbound audio queued then cleared, ms.")
+AUDIO_REFUSED = Counter("voiceflow_audio_refused", "Plays refused past the queue bound.")
+HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text and its content type: this process's, or all processes' in
+    multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST
