@@ -17,6 +17,8 @@ ROOT_URLCONF = "example_project.urls"
 ASGI_APPLICATION = "example_project.asgi.application"
 DATABASES: dict = {}
 USE_TZ = True
+# Django's default is America/Chicago, which it also makes the process's TZ; the logs are UTC.
+TIME_ZONE = "UTC"
 
 # voiceflow_channels: raw env values; the app parses them and its system checks reject bad ones.
 VOZ_FEATURE_VOICE_FLOW_A = os.environ.get("VOZ_FEATURE_VOICE_FLOW_A", "0")
@@ -44,7 +46,12 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            "()": "example_project.logs.UTCFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
     # DEBUG here: VOZLIA_DEBUG is the one switch that decides whether the app emits debug lines.
