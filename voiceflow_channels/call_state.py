@@ -7,9 +7,12 @@ last frame is held, for the `on_audio` hook).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+from .lag import InboundLag
 from .playback import Playback
 from .twilio_events import (
     DEFAULT_LIMITS,
@@ -17,6 +20,7 @@ from .twilio_events import (
     decode_message,
     event_name,
     mask_phone,
+    media_timestamp,
     parse_twilio_dtmf,
     parse_twilio_mark,
     parse_twilio_media,
@@ -30,6 +34,7 @@ class CallState:
     """Feed it every decoded event with `handle`; it counts, validates and never raises."""
 
     __slots__ = (
+        "_clock",
         "account_sid",
         "audio",
         "bytes",
@@ -40,6 +45,7 @@ class CallState:
         "from_number",
         "gaps",
         "hook_errors",
+        "lag",
         "last_dtmf",
         "last_mark",
         "last_seq",
@@ -60,8 +66,11 @@ class CallState:
         wait: WaitState | None = None,
         limits: Limits = DEFAULT_LIMITS,
         playback: Playback | None = None,
+        clock: Callable[[], float] = lambda: time.monotonic() * 1000,
     ) -> None:
         self.wait = wait if wait is not None else WaitState()
+        self._clock = clock
+        self.lag = InboundLag()
         self.limits = limits
         self.playback = playback if playback is not None else Playback()
         self.start: dict[str, Any] | None = None
@@ -143,6 +152,9 @@ class CallState:
             self.frames += 1
             self.bytes += len(audio)
             self.audio = audio
+            timestamp = media_timestamp(d)
+            if timestamp is not None:
+                self.lag.record(timestamp, self._clock())
         elif event == "stop":
             self.stopped = True
             self.wait.notify_wait_end()
@@ -218,6 +230,8 @@ class CallState:
     def summary(self) -> str:
         """One log line for the whole call: identity (number masked) and every counter."""
         counts = " ".join(f"{k}={v}" for k, v in self.counters().items())
+        p99 = self.lag.quantile(0.99)
+        counts += f" lag_p99_ms={'-' if p99 is None else p99}"
         reasons = ",".join(f"{k}:{v}" for k, v in sorted(self.drops.items())) or "-"
         return (
             f"callSid={self.call_sid or '-'} streamSid={self.stream_sid or '-'} "

@@ -136,7 +136,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self.playback = Playback(
             conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
         )
-        self.call = CallState(wait, conf.limits(), self.playback)
+        self.call = CallState(wait, conf.limits(), self.playback, lambda: loop.time() * 1000)
         self.chime = conf.chime_audio()
         refusal = self._refusal()
         if refusal:
@@ -489,6 +489,9 @@ def _publish(call: CallState, how: str) -> None:
     metrics.AUDIO_CLEARED_MS.inc(playback.cleared_ms)
     metrics.AUDIO_REFUSED.inc(playback.refused)
     metrics.HOOK_ERRORS.inc(call.hook_errors)
+    p99 = call.lag.quantile(0.99)
+    if p99 is not None:
+        metrics.CALL_LAG_P99.observe(p99)
 
 
 def _render(stream_sid: str, message: Outbound) -> str:

@@ -16,9 +16,12 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     multiprocess,
 )
+
+from .lag import BOUNDS_MS
 
 CALLS_ACTIVE = Gauge("voiceflow_calls_active", "Streams open now.", multiprocess_mode="livesum")
 CALLS_ENDED = Counter(
@@ -44,6 +47,11 @@ AUDIO_PLAYED_MS = Counter(
 AUDIO_CLEARED_MS = Counter("voiceflow_audio_cleared_ms", "Outbound audio queued then cleared, ms.")
 AUDIO_REFUSED = Counter("voiceflow_audio_refused", "Plays refused past the queue bound.")
 HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
+CALL_LAG_P99 = Histogram(
+    "voiceflow_call_inbound_lag_p99_ms",
+    "Calls by the p99 of their inbound lag (media.timestamp against arrival), ms.",
+    buckets=BOUNDS_MS,
+)
 
 
 def render() -> tuple[bytes, str]:
