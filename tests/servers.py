@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,14 @@ class Daphne:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/twilio/stream"
 
+    def get(self, path: str) -> tuple[int, str]:
+        """GET `path` over HTTP: the status and the body, error statuses included."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
     def _read(self) -> None:
         for line in self.proc.stderr:
             with self._new_line:
@@ -76,13 +86,17 @@ class Daphne:
 
 
 class Redis:
-    """redis-server on a free port with no persistence."""
+    """redis-server on a free port with no persistence. `kill()` then `start()` stage an outage:
+    the same port again, and everything it held (groups, queued messages) lost."""
 
     def __init__(self) -> None:
+        self.port = free_port()
+        self.start()
+
+    def start(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
-        self.port = free_port()
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -111,10 +125,28 @@ class Redis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown, every client's connection drops at once."""
+        self.proc.kill()
+        self.stop()
+
     def stop(self) -> None:
         _end(self.proc)
         self._reader.join(10)
         self.proc.stdout.close()
+
+
+def django_shell(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a separate Django process of the example project (as a Celery task would),
+    with `env` added; its exit status and output are the caller's to judge."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _end(proc: subprocess.Popen) -> None:

@@ -27,9 +27,11 @@ from .wait_state import WaitState
 log = logging.getLogger("voiceflow_channels")
 
 LAYER_TYPE_PREFIX = "voiceflow."
-# A layer receive that fails (a Redis timeout under load) is retried, backing off to this.
+# A layer receive that fails (a Redis timeout under load, Redis down) is retried, backing off
+# to this. A restarted Redis has lost the call's group, and waits miss the call until its retry
+# re-joins it: up to this long after Redis is back. Each retry is one refused connect per call.
 LAYER_RETRY_SECONDS = 0.5
-LAYER_RETRY_MAX_SECONDS = 30.0
+LAYER_RETRY_MAX_SECONDS = 5.0
 
 CHIME_LABEL = "chime"
 
@@ -87,7 +89,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
     async def clear(self) -> None:
         """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""
         self._take(self.playback.clear())
-        await self._drain()
+        await self._flush()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         # Channels' own loop (await_many_dispatch) costs a task and an asyncio.wait per frame;
@@ -101,7 +103,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._finished = False
         self._outbox: deque[str] = deque()
         self._ended: deque[Utterance] = deque()
-        self._draining = False
+        self._flushing = False
         self._tasks: set[asyncio.Task] = set()
         self._hears = type(self).on_audio is not TwilioStreamConsumer.on_audio
         try:
@@ -178,7 +180,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         if kind == "mark":
             self._take(self.playback.on_mark(call.last_mark))
-            await self._drain()
+            await self._flush()
         elif kind == "dtmf":
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
@@ -215,7 +217,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._disarm_chime()
         self.call.wait.notify_wait_end()
         self._take(self.playback.clear_filler())
-        self._spawn(self._drain())
+        self._spawn(self._flush())
 
     async def voiceflow_wait_start(self, message: dict) -> None:
         start = WaitStart.model_validate(message)
@@ -233,7 +235,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         if part.part:
             self._take(self.playback.extend(part.utterance, part.audio, final=part.final))
-            await self._drain()
+            await self._flush()
         else:
             await self._speak(part.label, part.audio, part.utterance, final=part.final)
 
@@ -284,16 +286,28 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _pump_layer(self) -> None:
-        failures = 0
+        """Hand the call's layer messages to their handlers while it lives. A failing layer is
+        retried with backoff, and the call re-joins its group before it listens again: a Redis
+        that restarted has forgotten the group, and no wait would reach the call."""
+        failures = 0  # in a row, since the last message: they set the backoff
+        rejoin = False
         while True:
+            step = "join" if rejoin else "receive"
             try:
+                if rejoin:
+                    await self._rejoin(failures)
+                    rejoin, step = False, "receive"
                 message = await self.channel_layer.receive(self.channel_name)
             except Exception as exc:
                 failures += 1
-                metrics.LAYER_FAILURES.labels("receive").inc()
+                rejoin = True
+                if step == "join":
+                    counters["layer_join_failed"] += 1
+                metrics.LAYER_FAILURES.labels(step).inc()
                 retry = min(LAYER_RETRY_SECONDS * 2 ** (failures - 1), LAYER_RETRY_MAX_SECONDS)
                 log.warning(
-                    "voiceflow layer receive failed callSid=%s (%s: %s); retrying in %.1fs",
+                    "voiceflow layer %s failed callSid=%s (%s: %s); retrying in %.1fs",
+                    step,
                     self.call.call_sid,
                     type(exc).__name__,
                     exc,
@@ -315,6 +329,17 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                     "voiceflow ignored layer message callSid=%s: %s", self.call.call_sid, exc
                 )
 
+    async def _rejoin(self, failures: int) -> None:
+        """Join the call's groups again after `failures` failed layer calls (adding a member
+        twice is harmless); raises what the layer raises."""
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        log.info(
+            "voiceflow re-joined the layer callSid=%s after %d failures",
+            self.call.call_sid,
+            failures,
+        )
+
     async def _speak(self, label: str, mulaw: bytes, key: str | None, *, final: bool) -> None:
         refused = self.playback.refused
         self._take(self.playback.play(label, mulaw, key=key, final=final))
@@ -329,22 +354,22 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 self.playback.unsettled_ms,
                 self.playback.max_queued_ms,
             )
-        await self._drain()
+        await self._flush()
 
     def _take(self, step: Step) -> None:
         """Queue a playback step's messages in order (none once the call is over) and its ended
-        utterances for `on_playback`; `_drain` sends and reports them."""
+        utterances for `on_playback`; `_flush` sends and reports them."""
         if not self._finished:
             sid = self.call.stream_sid
             self._outbox.extend(_render(sid, message) for message in step.outbound)
         self._ended.extend(step.ended)
 
-    async def _drain(self) -> None:
+    async def _flush(self) -> None:
         """Send the outbox in order, one sender at a time, then run `on_playback` for ended
         utterances; then the chime may be due, now that nothing plays."""
-        if self._draining:
-            return  # the running drain sends what was just queued, in order
-        self._draining = True
+        if self._flushing:
+            return  # the running flush sends what was just queued, in order
+        self._flushing = True
         try:
             while self._outbox or self._ended:
                 if self._outbox:
@@ -353,7 +378,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                     u = self._ended.popleft()
                     await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
         finally:
-            self._draining = False
+            self._flushing = False
         if not self._finished:
             self._arm_chime()
 
@@ -389,7 +414,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._chime_timer = None
         if self.playback.idle and self.call.wait.record_chime_if_due():
             self._take(self.playback.play(CHIME_LABEL, self.chime, filler=True))
-            self._spawn(self._drain())
+            self._spawn(self._flush())
         else:
             self._arm_chime()
 

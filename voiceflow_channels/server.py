@@ -19,7 +19,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
-from . import conf
+from . import conf, metrics
 from .streams import STREAMS
 
 log = logging.getLogger("voiceflow_channels")
@@ -81,6 +81,7 @@ class VoiceServer(Server):
             except TimeoutError:
                 log.warning("voiceflow: %d sockets still open; exiting", self._open_websockets())
         log.info("voiceflow drained: %d streams closed at the deadline; exiting", closed)
+        metrics.process_exiting()
         self.stop()
 
 

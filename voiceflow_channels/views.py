@@ -41,7 +41,10 @@ async def _layer_problem() -> str | None:
         return None  # no layer configured: nothing to wait for
     try:
         async with asyncio.timeout(LAYER_PROBE_SECONDS):
-            channel = await layer.new_channel("voiceflow.readyz.")
+            # The default prefix: channels_redis delivers this process's channels through one
+            # receive loop, which a live call's pump holds; a channel of another prefix would
+            # never be read while a call is live.
+            channel = await layer.new_channel()
             await layer.send(channel, {"type": "voiceflow.readyz"})
             await layer.receive(channel)
     except Exception as exc:  # Redis down, refused, timed out: not ready, and why
