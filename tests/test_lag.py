@@ -43,7 +43,7 @@ def test_no_frames_no_quantile_and_huge_lag_is_bounded():
 
 def test_call_state_records_each_media_frame_with_its_clock():
     now = [0.0]
-    state = CallState(clock=lambda: now[0])
+    state = CallState(clock=lambda: now[0] / 1000)  # seconds, as loop.time
     call = SimulatedCall()
     state.receive_text(call.start())
     for i in range(1, 101):

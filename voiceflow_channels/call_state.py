@@ -20,7 +20,6 @@ from .twilio_events import (
     decode_message,
     event_name,
     mask_phone,
-    media_timestamp,
     parse_twilio_dtmf,
     parse_twilio_mark,
     parse_twilio_media,
@@ -66,7 +65,7 @@ class CallState:
         wait: WaitState | None = None,
         limits: Limits = DEFAULT_LIMITS,
         playback: Playback | None = None,
-        clock: Callable[[], float] = lambda: time.monotonic() * 1000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.wait = wait if wait is not None else WaitState()
         self._clock = clock
@@ -152,9 +151,10 @@ class CallState:
             self.frames += 1
             self.bytes += len(audio)
             self.audio = audio
-            timestamp = media_timestamp(d)
-            if timestamp is not None:
-                self.lag.record(timestamp, self._clock())
+            # Twilio's media.timestamp (ms since the stream started, digits), for the lag.
+            stamp = d["media"].get("timestamp")
+            if type(stamp) is str and len(stamp) < 16 and stamp.isascii() and stamp.isdigit():
+                self.lag.record(int(stamp), self._clock() * 1000)
         elif event == "stop":
             self.stopped = True
             self.wait.notify_wait_end()

@@ -138,7 +138,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self.playback = Playback(
             conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
         )
-        self.call = CallState(wait, conf.limits(), self.playback, lambda: loop.time() * 1000)
+        self.call = CallState(wait, conf.limits(), self.playback, loop.time)
         self.chime = conf.chime_audio()
         refusal = self._refusal()
         if refusal:

@@ -78,12 +78,6 @@ def sequence_number(d: Any) -> int | None:
     return _digits(d.get("sequenceNumber")) if type(d) is dict else None
 
 
-def media_timestamp(d: Any) -> int | None:
-    """A media event's `media.timestamp` (ms since the stream started, a string of digits)."""
-    media = d.get("media") if type(d) is dict else None
-    return _digits(media.get("timestamp")) if type(media) is dict else None
-
-
 def parse_twilio_media(d: Any, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
     """The decoded audio of a `media` event; None for anything malformed or over the size bound."""
     if type(d) is not dict or d.get("event") != "media":
