@@ -3,10 +3,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from tests.servers import Redis
 from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.routing import build_router
 
@@ -19,6 +21,19 @@ def flag_on(settings):
     settings.TWILIO_AUTH_TOKEN = ""
     settings.VOICEFLOW_PUBLIC_URL = ""
     return settings
+
+
+@pytest.fixture
+def redis():
+    """A redis-server of its own on a free port; skipped where none is installed, except in CI."""
+    try:
+        server = Redis()
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing in CI: .ci/run must install it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -7,28 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 
 import pytest
 import websockets
 
-from tests.servers import Daphne, Redis, django_shell
+from tests.servers import Daphne, django_shell
 from voiceflow_channels.simulated_call import SimulatedCall
 
 RECOVERY_SECONDS = 15  # the layer's retry backs off to 5 s; this leaves room for a slow machine
-
-
-@pytest.fixture
-def redis():
-    try:
-        server = Redis()
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing in CI: .ci/run must install it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -5,47 +5,21 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 
-import pytest
 import websockets
 
-from tests.servers import ROOT, Daphne, Redis
+from tests.servers import Daphne, django_shell
 from voiceflow_channels.simulated_call import SimulatedCall
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    try:
-        server = Redis()
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing in CI: .ci/run must install it")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    yield server.url
-    server.stop()
 
 
 def send_wait(redis_url: str, code: str) -> None:
     """Run `code` with `wait` imported in a separate Django process on the same Redis."""
-    subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            f"from voiceflow_channels import wait; {code}",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "REDIS_URL": redis_url},
-        check=True,
-        timeout=60,
-    )
+    done = django_shell(f"from voiceflow_channels import wait; {code}", REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
 
 
-async def test_wait_from_a_third_process_reaches_only_its_call(redis_url):
+async def test_wait_from_a_third_process_reaches_only_its_call(redis):
+    redis_url = redis.url
     env = {
         "VOZ_FEATURE_VOICE_FLOW_A": "1",
         "VOZLIA_DEBUG": "1",
