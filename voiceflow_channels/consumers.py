@@ -195,7 +195,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             log.debug("voiceflow drop callSid=%s drops=%s", call.call_sid, dict(call.drops))
 
     async def websocket_disconnect(self, message: dict) -> None:
-        await self._finish("disconnect without stop")
+        await self._finish("disconnect")
         for group in self.groups:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -429,8 +429,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.close()
 
     async def _finish(self, how: str) -> None:
-        """Once per call: stop timers, close the books (`on_playback`, then `on_stop`), publish
-        its figures and log its one summary line (none for a stream that never started)."""
+        """Once per call, `how` it ended (stop, disconnect, timeout, drained): stop timers, close
+        the books (`on_playback`, then `on_stop`), publish its figures and log its one summary
+        line (none for a stream that never started)."""
         if self._finished or not hasattr(self, "call"):
             return
         self._finished = True
@@ -447,9 +448,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         call = self.call
         if call.started:
             await self._hook(self.on_stop)
-        _publish(call, how.split(" ")[0].rstrip(":"))
+        _publish(call, how)
         if call.started:
-            log.info("voiceflow call ended (%s) %s", how, call.summary())
+            said = "disconnect without stop" if how == "disconnect" else how
+            log.info("voiceflow call ended (%s) %s", said, call.summary())
 
     async def _deny_busy(self) -> None:
         """Refuse the upgrade with a 503 where the server can say so (the ASGI websocket denial
