@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.streams import StreamReader
 
 from tests.servers import Daphne, free_port
 from voiceflow_channels import callsim
 from voiceflow_channels.management.commands.voiceflow_callsim import Command
+from voiceflow_channels.simulated_call import SimulatedCall
 
 
 @pytest.fixture
@@ -58,6 +64,7 @@ def test_the_command_reports_what_it_sent(daphne_on):
     assert "2 calls (flat-out)" in out.getvalue()
     assert "2 connected" in out.getvalue()
     assert "100 media frames (106 messages) sent" in out.getvalue()
+    assert " ms per call-second" in out.getvalue()
     daphne_on.wait_for(r"call ended \(stop\) callSid=CA0+12[de] .*frames=50 ", count=2)
 
 
@@ -101,3 +108,95 @@ def test_nothing_listening_is_a_command_error_that_names_the_cause():
     with pytest.raises(CommandError, match="1 of 1 calls failed"):
         call_command("voiceflow_callsim", "--url", url, "--seconds", "0.1", stderr=err)
     assert "connect: ConnectionRefusedError" in err.getvalue()
+
+
+def unframe(raw: bytes) -> list[str]:
+    """The texts of the masked websocket frames in `raw`, as a server reads them."""
+    reader = StreamReader()
+    reader.feed_data(raw)
+    reader.feed_eof()
+    texts = []
+    while reader.buffer:
+        parsing = Frame.parse(reader.read_exact, mask=True)
+        try:
+            next(parsing)
+        except StopIteration as parsed:
+            frame = parsed.value
+        assert frame.opcode is Opcode.TEXT and frame.fin
+        texts.append(frame.data.decode())
+    return texts
+
+
+def test_media_renders_as_json_dumps_would_and_frames_as_websockets_would():
+    call = SimulatedCall(7, audio=bytes(range(160)))
+    call.start()
+    call.media()
+    assert call.media() == json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": "3",
+            "streamSid": call.stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": "2",
+                "timestamp": "40",
+                "payload": base64.b64encode(bytes(range(160))).decode(),
+            },
+        }
+    )
+    texts = [call.connected(), call.media(), "x" * 125, "x" * 126, "é" * 40_000, "y" * 70_000]
+    assert unframe(b"".join(callsim._frame(text) for text in texts)) == texts
+
+
+class Transport:
+    """Takes the pacer's writes; reports a full write buffer on the checks in `full`."""
+
+    def __init__(self, full: range) -> None:
+        self.full = full
+        self.checks = 0
+        self.writes: list[bytes] = []
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return 0, 1000
+
+    def get_write_buffer_size(self) -> int:
+        self.checks += 1
+        return 5000 if self.checks in self.full else 0
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+
+class Socket:
+    state = State.OPEN
+    close_code = None
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.sent: list[str] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_a_full_write_buffer_holds_frames_back_then_they_go_at_once_in_order():
+    transport = Transport(full=range(3, 6))
+    ws = Socket(transport)
+    call = SimulatedCall(1)
+    pacer = callsim.Pacer(callsim.Progress(1))
+    listener = callsim.Listener(ws, call, pacer.start(), "", "1", False)
+    sent = callsim._Sent()
+    await pacer.play(call.steps(10, mark_every=4), ws, listener, sent)
+    # Three frames' times wait (the 3rd to the 5th check); the next sends the frames due by then
+    # at once: at least four (exactly four unless a tick ran late), as a server behind would see.
+    assert sent.held_back == 3
+    media = [[json.loads(t)["event"] for t in unframe(w)].count("media") for w in transport.writes]
+    assert media[2] >= 4 and sum(media) == 10
+    texts = [t for w in transport.writes for t in unframe(w)] + ws.sent
+    events = [json.loads(t) for t in texts]
+    assert [e["event"] for e in events].count("mark") == 2
+    assert events[-1]["event"] == "stop"
+    numbers = [int(e["sequenceNumber"]) for e in events[1:]]
+    assert numbers == list(range(1, len(events)))
+    assert (sent.media, sent.messages) == (10, len(events))
+    assert listener.result(sent, None, None).held_back == 3

@@ -2,6 +2,8 @@
 
 Framework-free (asyncio and websockets): the `voiceflow_callsim` command and the benchmarks drive
 it. Every call connects first, then all of them play at once, so the server holds every call open.
+In real time one timer paces every call (a `Pacer`), so that the simulator costs a fraction of the
+server it measures on the same machine.
 Each call also plays Twilio's side of the server's outbound audio (a `Listener`): it plays `media`
 in real time, echoes each `mark` when the audio before it has played, empties its buffer on
 `clear`, and times the server's answers to the keys the call presses.
@@ -11,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import struct
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import aclosing
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import websockets
 from websockets.exceptions import InvalidURI, WebSocketException
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame, Opcode, apply_mask
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
@@ -33,6 +36,11 @@ from .twilio_playout import TwilioPlayout
 MARK_EVERY = 100
 DTMF_EVERY = 125
 FRAMES_PER_SECOND = 1000 // FRAME_MS
+FRAME_SECONDS = FRAME_MS / 1000
+# Real-time calls take turns over this many ticks of each 20 ms, so that their frames reach the
+# server spread out, as independent calls' do, not all at once: a burst would time as lag.
+TURNS = 4
+TICK_SECONDS = FRAME_SECONDS / TURNS
 # Handshakes in flight at once: a burst of SYNs larger than the server's listen backlog would be
 # dropped and retried a second later by the kernel, which would time the backlog, not the server.
 CONNECT_CONCURRENCY = 32
@@ -45,6 +53,9 @@ FLAT_OUT_BATCH = 50
 # before the first connect, so the client's own JSON and framing stay out of the timing.
 PRERENDER_FRAMES = 500_000
 KEYS = "0123456789*#ABCD"
+# A text frame's header from the client, for 126 bytes to 64 KiB: FIN and opcode, mask bit and the
+# 16-bit length marker, the length.
+_TEXT_HEAD = struct.Struct("!BBH")
 DEFAULT_WAIT_KEY = "1"
 # A clear further than this from a keypress (or after the next one) answers something else.
 CLEAR_WINDOW = 2.0
@@ -60,7 +71,8 @@ class CallResult:
     playout figures are None when the server sent the call nothing to play (no media, mark or
     clear); `wait_to_chime_ms` is None without a press of the wait key and media after it;
     `clear_ms` (one entry per other keypress a clear answered) is None without such a press.
-    `malformed` and `unknown` count the server messages the call could not play.
+    `malformed` and `unknown` count the server messages the call could not play. `held_back`
+    counts the real-time ticks the call's due frames waited for the server to read what was sent.
     """
 
     n: int
@@ -80,6 +92,7 @@ class CallResult:
     malformed: int = 0
     unknown: int = 0
     recording: Path | None = None
+    held_back: int = 0
 
     @property
     def ok(self) -> bool:
@@ -133,6 +146,17 @@ class SimResult:
     def frames_per_second(self) -> float:
         return self.media_frames / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_ms_per_call_second(self) -> float:
+        """The simulator's CPU per second of call audio it sent (ms): in real time, what one call
+        costs it, to set next to the server's."""
+        audio_seconds = self.media_frames / FRAMES_PER_SECOND
+        return self.cpu_seconds * 1000 / audio_seconds if audio_seconds else 0.0
+
+    @property
+    def held_back(self) -> int:
+        return sum(c.held_back for c in self.calls)
+
 
 @dataclass(slots=True)
 class Progress:
@@ -164,10 +188,6 @@ class Batch:
     media: int
     presses: int
     ends: bool
-
-
-# A call's batches, from the loop time the call starts at.
-Plan = Callable[[float], AsyncIterator[Batch]]
 
 
 def check_url(url: str) -> None:
@@ -246,28 +266,14 @@ def _batch(chunk: list[Step]) -> Batch:
 
 
 def _frame(text: str) -> bytes:
-    return Frame(Opcode.TEXT, text.encode()).serialize(mask=True)
-
-
-async def _paced(steps: Iterable[Step], started: float) -> AsyncIterator[Batch]:
-    """One message at a time, each media frame when due (50 a second from `started`), rendered
-    only then: a mark echoed while the call waits keeps its place in the call's numbering."""
-    loop = asyncio.get_running_loop()
-    media = 0
-    for step in steps:
-        if step.kind == "media":
-            # Due times run from the call's start, so one late frame does not delay the rest.
-            delay = started + media * FRAME_MS / 1000 - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            media += 1
-        yield _batch([step])
-
-
-async def _flat_out(plan: Iterable[Batch], started: float) -> AsyncIterator[Batch]:
-    """The batches as fast as the server takes them; `started` is unused, as nothing is due."""
-    for batch in plan:
-        yield batch
+    """`text` as a masked websocket text frame. Those of 126 bytes to 64 KiB (every media frame)
+    are built here at half the cost of Frame.serialize(), which checks, runs extensions and
+    writes to a BytesIO: a real-time call sends 50 a second."""
+    data = text.encode()
+    if not 126 <= len(data) < 1 << 16:
+        return Frame(Opcode.TEXT, data).serialize(mask=True)
+    key = os.urandom(4)
+    return _TEXT_HEAD.pack(0x81, 0xFE, len(data)) + key + apply_mask(data, key)
 
 
 class Listener:
@@ -397,17 +403,15 @@ class Listener:
                 answers.append((clear - at) * 1000)
         return tuple(answers)
 
-    def result(
-        self, media: int, messages: int, error: str | None, recording: Path | None
-    ) -> CallResult:
+    def result(self, sent: _Sent, error: str | None, recording: Path | None) -> CallResult:
         """The call's result: what it sent (given), what it heard and how its keys were answered."""
         playout = self.playout
         heard = self.received > 0
         return CallResult(
             self.call.n,
             self.call.call_sid,
-            media,
-            messages,
+            sent.media,
+            sent.messages,
             self.ws.close_code,
             error,
             pressed=tuple(zip(self.pressed_at, self.keys, strict=False)),
@@ -425,7 +429,175 @@ class Listener:
             malformed=self.malformed,
             unknown=self.unknown,
             recording=recording,
+            held_back=sent.held_back,
         )
+
+
+@dataclass(slots=True)
+class _Sent:
+    """What one call has sent so far, and how often its frames were held back."""
+
+    media: int = 0
+    messages: int = 0
+    held_back: int = 0
+
+
+# Sends one call's script on its socket, telling its listener when keys go and when it hangs up.
+_Send = Callable[[websockets.ClientConnection, Listener, _Sent], Awaitable[None]]
+
+
+async def _flat_out(
+    plan: Iterable[Batch],
+    progress: Progress,
+    ws: websockets.ClientConnection,
+    listener: Listener,
+    sent: _Sent,
+) -> None:
+    """The batches as fast as the server takes them."""
+    loop = asyncio.get_running_loop()
+    for batch in plan:
+        if batch.ends:
+            listener.hang_up()
+        if batch.presses:
+            # Nothing awaits before the write: this is when the keys go out.
+            listener.pressed(loop.time(), batch.presses)
+        # send() costs a syscall and ~10 us of Python per message, as much as a fast server
+        # spends on one: the batch's head goes in one write instead. Its last message goes
+        # through send(), which checks the connection is still open and waits while the write
+        # buffer is full, so a slow server holds the client back.
+        _write(ws, batch.head)
+        await ws.send(batch.last)
+        sent.messages += batch.messages
+        sent.media += batch.media
+        progress.media_frames += batch.media
+
+
+@dataclass(slots=True)
+class _Paced:
+    """A call the pacer plays: its script from `step` on, and the tick of its first frame."""
+
+    ws: websockets.ClientConnection
+    listener: Listener
+    sent: _Sent
+    steps: Iterator[Step]
+    step: Step
+    first: int
+    # Past this many unsent bytes, send() would wait for the server to read: the pacer holds back.
+    high_water: int
+    done: asyncio.Future[None]
+
+
+class Pacer:
+    """One timer for every real-time call of a run: a tick writes the media frames due by then of
+    each call whose turn it is, and the messages that follow them, in one write per call, so no
+    task wakes per frame. Messages are rendered as they go out, so a mark echoed meanwhile keeps
+    its place in the call's numbering."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.progress = progress
+        # The calls of tick n are _turns[n % TURNS].
+        self._turns: list[list[_Paced]] = [[] for _ in range(TURNS)]
+        self._started = 0
+        # Tick n runs at _origin + n * TICK_SECONDS; _next is the next to run.
+        self._origin = 0.0
+        self._next = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> float:
+        """When the next call to play sends its first media frame (loop time): calls are dealt
+        the turns of each 20 ms in order."""
+        if self._timer is None:
+            self._origin = self.loop.time()
+            self._next = 0
+            self._timer = self.loop.call_at(self._origin, self._tick)
+        self._started += 1
+        return self._origin + (self._next + self._started % TURNS) * TICK_SECONDS
+
+    async def play(
+        self,
+        steps: Iterable[Step],
+        ws: websockets.ClientConnection,
+        listener: Listener,
+        sent: _Sent,
+    ) -> None:
+        """Play a call's script (`SimulatedCall.steps`), 50 media frames a second from the start
+        `start()` gave its listener, up to its stop. The stop goes through send(), which raises
+        if the connection closed meanwhile and waits while the write buffer is full."""
+        first = round((listener.playout.start - self._origin) / TICK_SECONDS)
+        script = iter(steps)
+        paced = _Paced(
+            ws,
+            listener,
+            sent,
+            script,
+            next(script),
+            first,
+            ws.transport.get_write_buffer_limits()[1],
+            self.loop.create_future(),
+        )
+        self._turns[first % TURNS].append(paced)
+        await paced.done
+        listener.hang_up()
+        await ws.send(listener.call.stop())
+        sent.messages += 1
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        tick = max(self._next, int((now - self._origin) / TICK_SECONDS))
+        # A late tick also serves the turns it ran late for, with every frame due by now, so that
+        # one late tick delays no frame further.
+        for n in range(max(self._next, tick - TURNS + 1), tick + 1):
+            turn = n % TURNS
+            self._turns[turn] = [p for p in self._turns[turn] if self._send(p, tick, now)]
+        self._next = tick + 1
+        self._timer = (
+            self.loop.call_at(self._origin + self._next * TICK_SECONDS, self._tick)
+            if any(self._turns)
+            else None
+        )
+
+    def _send(self, paced: _Paced, tick: int, now: float) -> bool:
+        """Write the call's messages due by `tick`; False once it has no more for the pacer:
+        its stop is next, its connection closed, or its play was cancelled."""
+        ws, sent = paced.ws, paced.sent
+        if paced.done.done():
+            return False
+        if ws.state is not State.OPEN:
+            paced.done.set_result(None)
+            return False
+        transport = ws.transport
+        if transport.get_write_buffer_size() > paced.high_water:
+            # The server has not read what was sent: its frames wait and show as its lag, and
+            # are counted here, instead of piling up in this process.
+            sent.held_back += 1
+            return True
+        due = (tick - paced.first) // TURNS + 1
+        frames = []
+        media = presses = 0
+        step = paced.step
+        while step.kind != "stop":
+            if step.kind == "media":
+                if sent.media + media == due:
+                    break
+                media += 1
+            elif step.kind == "press":
+                presses += 1
+            frames.append(_frame(step.render()))
+            step = next(paced.steps)
+        paced.step = step
+        if presses:
+            # Written below, before anything else runs: this is when the keys go out.
+            paced.listener.pressed(now, presses)
+        if frames:
+            transport.write(b"".join(frames))
+        sent.media += media
+        sent.messages += len(frames)
+        self.progress.media_frames += media
+        if step.kind == "stop":
+            paced.done.set_result(None)
+            return False
+        return True
 
 
 async def run(
@@ -469,17 +641,21 @@ async def run(
     # With keys to press, those are the only ones: the server would answer the periodic dtmf too.
     dtmf_every = 0 if after else DTMF_EVERY
     steps = [call.steps(frames, MARK_EVERY, dtmf_every, after) for call in simulated]
-    plans: list[Plan]
+    progress = Progress(calls)
+    start: Callable[[], float]
+    sends: list[_Send]
     if realtime:
-        plans = [partial(_paced, call_steps) for call_steps in steps]
+        pacer = Pacer(progress)
+        start = pacer.start
+        sends = [partial(pacer.play, call_steps) for call_steps in steps]
     else:
         rendered: list[Iterable[Batch]] = [batches(s, FLAT_OUT_BATCH) for s in steps]
         if calls * frames <= PRERENDER_FRAMES:
             # Echoed marks are then numbered after the call's stop: flat out, timing comes first.
             rendered = [list(plan) for plan in rendered]
-        plans = [partial(_flat_out, plan) for plan in rendered]
+        start = asyncio.get_running_loop().time
+        sends = [partial(_flat_out, plan, progress) for plan in rendered]
     ears = _Ears("".join(after.values()), wait_key, record, frames * FRAME_MS / 1000)
-    progress = Progress(calls)
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -490,8 +666,8 @@ async def run(
         connect_seconds = time.perf_counter() - t0
         results = await asyncio.gather(
             *(
-                _play(ws, call, plan, ears, close_timeout, progress)
-                for ws, call, plan in zip(sockets, simulated, plans, strict=True)
+                _play(ws, call, start, send, ears, close_timeout, progress)
+                for ws, call, send in zip(sockets, simulated, sends, strict=True)
             )
         )
     finally:
@@ -542,31 +718,22 @@ async def _connect(
 async def _play(
     ws: websockets.ClientConnection | str,
     call: SimulatedCall,
-    plan: Plan,
+    start: Callable[[], float],
+    send: _Send,
     ears: _Ears,
     close_timeout: float,
     progress: Progress,
 ) -> CallResult:
+    """Play a call with `send`, from `start()` (loop time); wait for the server to close it."""
     if isinstance(ws, str):
         return CallResult(call.n, call.call_sid, 0, 0, None, ws)
-    media = messages = 0
     error: str | None = None
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = start()
     listener = Listener(ws, call, started, ears.keys, ears.wait_key, ears.record is not None)
     reader = asyncio.create_task(listener.listen())
+    sent = _Sent()
     try:
-        async with aclosing(plan(started)) as sent:
-            async for batch in sent:
-                if batch.ends:
-                    listener.hang_up()
-                if batch.presses:
-                    # Nothing awaits before the write: this is when the keys go out.
-                    listener.pressed(loop.time(), batch.presses)
-                await _send(ws, batch)
-                messages += batch.messages
-                media += batch.media
-                progress.media_frames += batch.media
+        await send(ws, listener, sent)
         # The server closes after `stop`: that is the sign it has handled every frame before it.
         async with asyncio.timeout(close_timeout):
             error = await reader
@@ -593,16 +760,7 @@ async def _play(
         progress.failed += 1
     else:
         progress.done += 1
-    return listener.result(media, messages, error, recording)
-
-
-async def _send(ws: websockets.ClientConnection, batch: Batch) -> None:
-    # send() costs a syscall and ~10 us of Python per message, as much as a fast server spends on
-    # one: the batch's head goes in one write instead. Its last message goes through send(), which
-    # checks the connection is still open and waits while the write buffer is full, so a slow
-    # server holds the client back.
-    _write(ws, batch.head)
-    await ws.send(batch.last)
+    return listener.result(sent, error, recording)
 
 
 def _write(ws: websockets.ClientConnection, frames: bytes) -> None:

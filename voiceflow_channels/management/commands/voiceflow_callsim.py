@@ -101,12 +101,19 @@ class Command(BaseCommand):
             if call.heard or call.pressed:
                 self.stdout.write(call.line())
         mode = "realtime" if options["realtime"] else "flat-out"
+        # A server that falls behind shows as frames held back, not as frames queued here.
+        held_back = (
+            f"; {result.held_back} times a call's due frames waited for the server to read"
+            if result.held_back
+            else ""
+        )
         self.stdout.write(
             f"{len(result.calls)} calls ({mode}) to {options['url']}: {result.connected} connected "
             f"in {result.connect_seconds:.2f}s; {result.media_frames} media frames "
             f"({result.messages} messages) sent and closed in {result.seconds:.2f}s, "
             f"{result.frames_per_second:,.0f} media frames/s; the simulator used "
-            f"{result.cpu_seconds:.2f}s of CPU"
+            f"{result.cpu_seconds:.2f}s of CPU, {result.cpu_ms_per_call_second:.2f} ms per "
+            f"call-second{held_back}"
         )
         if options["record"] is not None:
             recorded = sum(call.recording is not None for call in result.calls)
