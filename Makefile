@@ -1,4 +1,5 @@
-# One command each: `make run` (the example server, flag on) and `make test`.
+# One command each: `make run` (the example server, flag on) and `make test`. The install takes
+# the test extra and the bench extra (the benchmark's peers), so the benchmark's smoke tests run.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ install: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@
 
 run: install

@@ -1,6 +1,7 @@
-"""Serve the example project: daphne with the voice edge's settings and the drain on SIGTERM.
+"""Serve the example project: daphne (or uvicorn) with the voice edge's settings and the drain on
+SIGTERM.
 
-python -m example_project [daphne options, e.g. -b 127.0.0.1 -p 8000]
+python -m example_project [--server daphne|uvicorn] [-b 127.0.0.1] [-p 8000] [daphne options]
 """
 
 from __future__ import annotations

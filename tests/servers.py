@@ -1,5 +1,5 @@
-"""Real servers for tests: daphne running the example project, and redis-server, each on a free
-127.0.0.1 port, started and stopped by the test."""
+"""Real servers for tests: the example project under daphne or uvicorn, and redis-server, each on
+a free 127.0.0.1 port, started and stopped by the test."""
 
 from __future__ import annotations
 
@@ -25,15 +25,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Daphne:
-    """`python -m example_project` on a free port; its log lines are collected as they come."""
+# What each server the launcher runs logs once it listens on 127.0.0.1:{port}.
+LISTENING = {
+    "daphne": r"Listening on TCP address 127\.0\.0\.1:{port}$",
+    "uvicorn": r"Uvicorn running on http://127\.0\.0\.1:{port} ",
+}
+# Not voiceflow_channels.server.SERVERS: importing daphne would install Twisted's reactor here.
+SERVERS = tuple(LISTENING)
 
-    def __init__(self, **env: str) -> None:
+
+class Server:
+    """`python -m example_project --server daphne|uvicorn` on a free port; its log lines are
+    collected as they come."""
+
+    def __init__(self, server: str = "daphne", **env: str) -> None:
+        self.server = server
         self.port = free_port()
         self.lines: list[str] = []
         self._new_line = threading.Condition()
+        options = ["--server", server, "-b", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "example_project", "-b", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-m", "example_project", *options],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=subprocess.DEVNULL,
@@ -42,7 +54,7 @@ class Daphne:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for(rf"Listening on TCP address 127\.0\.0\.1:{self.port}", STARTUP_SECONDS)
+        self.wait_for(LISTENING[server].format(port=self.port), STARTUP_SECONDS)
 
     @property
     def url(self) -> str:
@@ -76,13 +88,16 @@ class Daphne:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
                     log = "\n".join(self.lines[-40:])
-                    raise AssertionError(f"daphne never logged {count}x {pattern!r}:\n{log}")
+                    raise AssertionError(f"{self.server} never logged {count}x {pattern!r}:\n{log}")
                 self._new_line.wait(left)
 
     def stop(self) -> None:
         _end(self.proc)
         self._reader.join(10)
         self.proc.stderr.close()
+
+
+Daphne = Server  # the name the daphne-only tests use
 
 
 class Redis:
