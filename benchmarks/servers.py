@@ -23,7 +23,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60
-# Every server logs one line per call after its stop: ours, the naive consumer, raw, bare.
+# daphne's and uvicorn's line once the port is open; {port} is the server's.
+LISTENING = r"(Listening on TCP address |Uvicorn running on http://)127\.0\.0\.1:{port}\b"
+# Every server logs one line per call after its stop: ours, the naive consumer, raw, bare and
+# the peers under uvicorn.
 CALL_ENDED = re.compile(r"call ended \(stop\) callSid=(\w+)\b.*?\bframes=(\d+)")
 
 
@@ -55,6 +58,22 @@ RAW = Spec("c", "raw websockets server", ("-m", "benchmarks.raw_server", "{port}
 BARE = Spec(
     "d", "bare ASGI app, daphne (ceiling)", ("-m", "benchmarks.bare_asgi", *DAPHNE_ARGS), DAPHNE_ENV
 )
+
+# Under uvicorn, with the same launcher and settings (voiceflow_channels.server --server uvicorn):
+# ours, and the peers the issue names (their packages are the `bench` extra).
+OURS_UVICORN = Spec(
+    "au",
+    "TwilioStreamConsumer, uvicorn",
+    ("-m", "example_project", "--server", "uvicorn", *DAPHNE_ARGS),
+    OURS.env,
+)
+FASTAPI_PEER = Spec(
+    "e", "FastAPI endpoint (samples), uvicorn", ("-m", "benchmarks.fastapi_peer", *DAPHNE_ARGS)
+)
+PIPECAT_PEER = Spec(
+    "p", "pipecat Twilio edge, uvicorn", ("-m", "benchmarks.pipecat_peer", *DAPHNE_ARGS)
+)
+PEER_MODULES = ("fastapi", "pipecat", "uvicorn")
 
 
 # The bidirectional profile: our consumer speaking to the calls whose tenant is "speaker".
@@ -143,7 +162,7 @@ class Server:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
-            self.wait_for(rf"Listening on TCP address 127\.0\.0\.1:{self.port}", 1, STARTUP_SECONDS)
+            self.wait_for(LISTENING.format(port=self.port), 1, STARTUP_SECONDS)
             self.process = psutil.Process(self.proc.pid)
         except BaseException:
             self.stop()

@@ -1,18 +1,22 @@
-"""Frames/s processed by our consumer under daphne against a naive consumer and a raw server;
-and, with --bidirectional, what a call that hears audio costs against one that only listens.
+"""Frames/s processed by our consumer under daphne and uvicorn against a naive consumer, a raw
+server and the peers (the samples' FastAPI endpoint, pipecat); with --realtime, the server CPU a
+real-time call costs each of them; with --bidirectional, what a call that hears audio costs
+against one that only listens.
 
     python -m benchmarks.stream [--calls 200] [--frames 250] [--rounds 5] [--idle-calls 1000]
+    python -m benchmarks.stream --realtime [--calls 200] [--seconds 10] [--rounds 5]
     python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 50]
 
-Each round plays the same flat-out load (voiceflow_channels.callsim) at each server in turn. A
-round counts only if every call's server-side frame count equals what was sent; otherwise the
-benchmark stops with exit status 1. See benchmarks/README.md.
+Each round plays the same load (voiceflow_channels.callsim) at each server in turn. A round counts
+only if every call's server-side frame count equals what was sent; otherwise the benchmark stops
+with exit status 1. See benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import statistics
 import sys
@@ -24,9 +28,13 @@ from pathlib import Path
 from benchmarks.idle import idle_calls
 from benchmarks.servers import (
     BARE,
+    FASTAPI_PEER,
     NAIVE,
     OURS,
     OURS_NO_LAYER,
+    OURS_UVICORN,
+    PEER_MODULES,
+    PIPECAT_PEER,
     RAW,
     SPEAKING,
     Server,
@@ -38,7 +46,12 @@ from benchmarks.servers import (
 from benchmarks.speaking_asgi import SPEAKER
 from voiceflow_channels import callsim
 
-SPECS = (OURS, NAIVE, RAW, BARE)
+SPECS = (OURS, NAIVE, RAW, BARE, OURS_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
+# Real time: ours on each server and the peers; (b) would need more than a core at 200 calls.
+REALTIME_SPECS = (OURS, OURS_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
+# A server busier than this over a real-time round was not keeping up with the calls.
+SATURATED = 0.9
+NAME_WIDTH = 38  # the longest: "e. FastAPI endpoint (samples), uvicorn"
 WARMUP_CALLS = 20
 WARMUP_FRAMES = 50
 END_LINES_TIMEOUT = 60
@@ -58,18 +71,29 @@ class Round:
     server_busy: float
     client_busy: float
     unclean: int
+    client_us_per_frame: float
+    held_back: int  # real-time ticks the simulator waited for the server to read
+
+    @property
+    def server_ms_per_call_second(self) -> float:
+        return self.server_us_per_frame * callsim.FRAMES_PER_SECOND / 1000
+
+    @property
+    def client_ms_per_call_second(self) -> float:
+        return self.client_us_per_frame * callsim.FRAMES_PER_SECOND / 1000
 
 
-def measure(server: Server, calls: int, frames: int, first: int) -> Round:
+def measure(server: Server, calls: int, frames: int, first: int, realtime: bool = False) -> Round:
     """Play the load at `server` and check, call by call, that it handled every media frame.
 
     Timed from the first connect to the last call's end line arriving from the server: its own
-    completion, since it handles a connection's frames in order before that call's stop. The
-    frames are rendered before the first connect, and the server's CPU counted from then on.
+    completion, since it handles a connection's frames in order before that call's stop. Flat
+    out, the frames are rendered before the first connect, and the server's CPU counted from then
+    on; in real time each call sends 50 frames a second.
     """
     seconds = frames / callsim.FRAMES_PER_SECOND
     cpu = server.cpu_seconds()
-    result = asyncio.run(callsim.run(server.url, calls, seconds, False, first=first))
+    result = asyncio.run(callsim.run(server.url, calls, seconds, realtime, first=first))
     cpu = server.cpu_seconds() - cpu
     short = [c for c in result.calls if c.media_frames != frames]
     if short:
@@ -89,6 +113,8 @@ def measure(server: Server, calls: int, frames: int, first: int) -> Round:
         server_busy=cpu / elapsed,
         client_busy=result.cpu_seconds / elapsed,
         unclean=len(result.failed),
+        client_us_per_frame=result.cpu_seconds / result.media_frames * 1e6,
+        held_back=result.held_back,
     )
 
 
@@ -216,6 +242,7 @@ def numbers(step: int) -> Iterator[int]:
 def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, list[Round]]:
     servers: list[Server] = []
     firsts = numbers(max(args.calls, WARMUP_CALLS))
+    frames = callsim.frames_for(args.seconds) if args.realtime else args.frames
     try:
         for spec in specs:
             servers.append(Server(spec))
@@ -227,11 +254,15 @@ def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, 
             # always follows the same one.
             turn = (r - 1) % len(servers)
             for server in servers[turn:] + servers[:turn]:
-                result = measure(server, args.calls, args.frames, next(firsts))
+                result = measure(server, args.calls, frames, next(firsts), args.realtime)
                 rounds[server.spec].append(result)
+                figure = (
+                    f"{result.server_ms_per_call_second:.2f} ms CPU per call-second"
+                    if args.realtime
+                    else f"{result.frames_per_second:,.0f} frames/s"
+                )
                 print(
-                    f"round {r}/{args.rounds} {server.spec.key}: "
-                    f"{result.frames_per_second:,.0f} frames/s",
+                    f"round {r}/{args.rounds} {server.spec.key}: {figure}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -254,12 +285,12 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
         + (" --layers-only" if args.layers_only else "")
         + (f" --baseline {args.baseline}" if args.baseline else ""),
         "",
-        f"{'server':36} {'frames/s':>9} {'CPU us/frame':>12} {'server busy':>11} "
+        f"{'server':{NAME_WIDTH}} {'frames/s':>9} {'CPU us/frame':>12} {'server busy':>11} "
         f"{'client busy':>11} {'unclean closes':>14}   frames/s of each round",
     ]
     for spec, rs in rounds.items():
         lines.append(
-            f"{spec.key}. {spec.title:33} {median[spec.key]:>9,.0f} "
+            f"{_name(spec):{NAME_WIDTH}} {median[spec.key]:>9,.0f} "
             f"{statistics.median(r.server_us_per_frame for r in rs):>12.1f} "
             f"{statistics.median(r.server_busy for r in rs):>11.0%} "
             f"{statistics.median(r.client_busy for r in rs):>11.0%} "
@@ -280,7 +311,7 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
             f"{'ratio':8}{'frames/s':>10}{'CPU/frame':>14}",
             _ratio("a/b", median["a"] / median["b"], cpu["b"] / cpu["a"], 3.0),
             _ratio("a/c", median["a"] / median["c"], cpu["c"] / cpu["a"], 0.5),
-            _ratio("a/d", median["a"] / median["d"], cpu["d"] / cpu["a"], None)
+            _ratio("a/d", median["a"] / median["d"], cpu["d"] / cpu["a"], 0.9)
             + "   (d: a bare ASGI app under the same daphne)",
         ]
     if rss is not None:
@@ -289,6 +320,13 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
             f"RSS per idle call (a, {args.idle_calls} calls after connected+start): "
             f"{per_call:.1f} KiB (daphne RSS {before / 2**20:.1f} MiB -> {during / 2**20:.1f} MiB)"
         )
+    if "e" in median:
+        lines += [
+            "",
+            "CPU per frame, ours against the peers on the same uvicorn (lower is better):",
+            _cost("au/e", cpu["au"] / cpu["e"], 0.8, "(e: the samples' FastAPI endpoint)"),
+            _cost("au/p", cpu["au"] / cpu["p"], 0.2, "(p: pipecat's Twilio edge)"),
+        ]
     if "a@base" in median:
         ratio, cpu_ratio = median["a"] / median["a@base"], cpu["a@base"] / cpu["a"]
         lines += [
@@ -307,6 +345,63 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
     return "\n".join(lines)
 
 
+def realtime_table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) -> str:
+    """Server CPU per second of a real-time call, side by side, and the ratios against the goals."""
+    cost = {
+        s.key: statistics.median(r.server_ms_per_call_second for r in rs)
+        for s, rs in rounds.items()
+    }
+    lines = [
+        f"voiceflow real-time benchmark {datetime.now():%Y-%m-%d %H:%M}: 127.0.0.1, "
+        f"{os.cpu_count()} CPUs, client on the same box",
+        f"load: {args.calls} real-time calls x {args.seconds:g} s (50 media frames/s each, plus "
+        f"connected, start, marks, dtmf, stop), one server process; rounds: {args.rounds}, "
+        "interleaved",
+        f"command: python -m benchmarks.stream --realtime --calls {args.calls} "
+        f"--seconds {args.seconds:g} --rounds {args.rounds}",
+        "",
+        f"{'':{NAME_WIDTH}} {'server CPU':>10} {'simulator CPU':>13} {'server':>6} "
+        f"{'held-back':>9} {'unclean':>7}   server CPU of each round",
+        f"{'server':{NAME_WIDTH}} {'ms/call-s':>10} {'ms/call-s':>13} {'busy':>6} "
+        f"{'ticks':>9} {'closes':>7}   (ms/call-s)",
+    ]
+    for spec, rs in rounds.items():
+        busy = statistics.median(r.server_busy for r in rs)
+        lines.append(
+            f"{_name(spec):{NAME_WIDTH}} {cost[spec.key]:>10.2f} "
+            f"{statistics.median(r.client_ms_per_call_second for r in rs):>13.2f} "
+            f"{busy:>6.0%} {sum(r.held_back for r in rs):>9} "
+            f"{sum(r.unclean for r in rs):>7}   "
+            + " ".join(f"{r.server_ms_per_call_second:.2f}" for r in rs)
+            + ("   saturated: behind real time" if busy >= SATURATED else "")
+        )
+    lines += [
+        "(medians; ms/call-s: ms of CPU per second of one call's audio, i.e. per 50 frames; "
+        f"server busy: its CPU over the round's wall time, >= {SATURATED:.0%} means it fell "
+        "behind)",
+        f"lost frames: 0 (every call's server-side count equals what was sent; "
+        f"{args.calls * args.rounds + WARMUP_CALLS} calls per server)",
+        "",
+        "server CPU per real-time call (lower is better):",
+        _cost("au/e", cost["au"] / cost["e"], 0.9, "ours on uvicorn against the FastAPI shape"),
+        _cost("a/au", cost["a"] / cost["au"], 1.3, "ours on daphne against ours on uvicorn"),
+        _cost("au/p", cost["au"] / cost["p"], None, "ours on uvicorn against pipecat"),
+    ]
+    return "\n".join(lines)
+
+
+def _name(spec: Spec) -> str:
+    return f"{spec.key}. {spec.title}"
+
+
+def _cost(name: str, ratio: float, goal: float | None, note: str) -> str:
+    """A ratio of costs, met when at most `goal`."""
+    line = f"{name:8}{ratio:>10.2f}x"
+    if goal is not None:
+        line += f"   goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'}"
+    return f"{line}   {note}"
+
+
 def _ratio(name: str, by_rate: float, by_cpu: float, goal: float | None) -> str:
     line = f"{name:8}{by_rate:>10.2f}{by_cpu:>14.2f}"
     if goal is None:
@@ -320,6 +415,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.stream", description=__doc__)
     parser.add_argument(
         "--calls", type=int, help="concurrent calls per round (200; bidirectional: 100)"
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="only the real-time profile: --calls real-time calls of --seconds at ours on daphne "
+        "and uvicorn and at the peers, server CPU per call-second",
     )
     parser.add_argument("--frames", type=int, default=250, help="media frames per call")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
@@ -349,7 +450,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the bidirectional profile: real-time calls, --speakers of them hearing audio",
     )
-    parser.add_argument("--seconds", type=float, default=10, help="bidirectional: call length")
+    parser.add_argument(
+        "--seconds", type=float, default=10, help="real-time and bidirectional: call length"
+    )
     parser.add_argument(
         "--speakers", type=int, help="bidirectional: calls hearing audio (default half)"
     )
@@ -365,6 +468,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--speakers must be at least 1 and fewer than --calls")
     if args.baseline and not (args.baseline / "example_project").is_dir():
         parser.error(f"--baseline {args.baseline} is not a checkout of this project")
+    if args.realtime and (args.bidirectional or args.layers or args.layers_only or args.baseline):
+        parser.error("--realtime runs alone: no --bidirectional, --layers, --baseline")
+    peers = not (args.bidirectional or args.layers_only or args.baseline)
+    missing = [m for m in PEER_MODULES if importlib.util.find_spec(m) is None] if peers else []
+    if missing:
+        parser.error(
+            f"the peers (e, p) need {', '.join(missing)}: pip install -e '.[bench]', or run "
+            "--layers-only or --baseline for ours alone"
+        )
     for name in ("calls", "frames", "rounds", "idle_calls"):
         if not 1 <= getattr(args, name) <= callsim.MAX_CALLS:
             parser.error(f"--{name.replace('_', '-')} must be 1..{callsim.MAX_CALLS}")
@@ -373,29 +485,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.bidirectional:
-        try:
-            print(bidirectional_table(args, run_bidirectional(args)))
-        except RuntimeError as exc:
-            print(f"FAILED: {exc}", file=sys.stderr)
-            return 1
-        return 0
     try:
-        if args.baseline:
-            rounds = run_rounds(args, (OURS, ours_at(args.baseline)))
-        elif args.layers or args.layers_only:
-            others = (OURS,) if args.layers_only else SPECS
-            with redis_server() as redis_url:
-                rounds = run_rounds(args, (*others, OURS_NO_LAYER, ours_on_redis(redis_url)))
-        else:
-            rounds = run_rounds(args, SPECS)
-        only_ours = args.layers_only or args.baseline
-        rss = None if only_ours else idle_rss_per_call(args.idle_calls, first=1)
+        print(report(args))
     except RuntimeError as exc:  # LostFrames, or a server that never finished its calls
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    print(table(args, rounds, rss))
     return 0
+
+
+def report(args: argparse.Namespace) -> str:
+    """Run what `args` ask for and return its table."""
+    if args.realtime:
+        return realtime_table(args, run_rounds(args, REALTIME_SPECS))
+    if args.bidirectional:
+        return bidirectional_table(args, run_bidirectional(args))
+    if args.baseline:
+        rounds = run_rounds(args, (OURS, ours_at(args.baseline)))
+    elif args.layers or args.layers_only:
+        others = (OURS,) if args.layers_only else SPECS
+        with redis_server() as redis_url:
+            rounds = run_rounds(args, (*others, OURS_NO_LAYER, ours_on_redis(redis_url)))
+    else:
+        rounds = run_rounds(args, SPECS)
+    only_ours = args.layers_only or args.baseline
+    rss = None if only_ours else idle_rss_per_call(args.idle_calls, first=1)
+    return table(args, rounds, rss)
 
 
 if __name__ == "__main__":

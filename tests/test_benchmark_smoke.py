@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
+
 from benchmarks import stream
+from benchmarks.servers import PEER_MODULES
+
+# The peers' packages are the `bench` extra, not the app's or the tests' dependencies.
+needs_peers = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in PEER_MODULES),
+    reason="the peers need the bench extra: pip install -e '.[bench]'",
+)
 
 
+@needs_peers
 def test_quick_benchmark_checks_every_frame_and_prints_the_table(capsys):
     assert stream.main(["--quick"]) == 0
     out = capsys.readouterr().out
     assert "lost frames: 0" in out
-    for row in ("a. TwilioStreamConsumer", "b. naive", "c. raw websockets", "a/b", "a/c"):
+    for row in (
+        "a. TwilioStreamConsumer",
+        "b. naive",
+        "c. raw websockets",
+        "au. TwilioStreamConsumer, uvicorn",
+        "e. FastAPI endpoint",
+        "p. pipecat Twilio edge",
+        "a/b",
+        "a/c",
+        "au/e",
+        "au/p",
+    ):
         assert row in out
+
+
+@needs_peers
+def test_quick_realtime_profile_prints_cpu_per_call_second_and_the_goals(capsys):
+    assert stream.main(["--realtime", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "lost frames: 0" in out
+    for row in ("a. ", "au. ", "e. ", "p. ", "ms/call-s"):
+        assert row in out
+    for ratio in ("au/e", "a/au"):
+        assert any(line.startswith(ratio) and "goal <= " in line for line in out.splitlines())
 
 
 def test_parser_benchmark_compares_the_same_results(capsys):
