@@ -37,7 +37,13 @@ if os.environ.get("REDIS_URL"):
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # A burst of call starts takes one pooled connection per group_add at once;
             # redis-py's pool refuses past 100 by default.
-            "CONFIG": {"hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}]},
+            "CONFIG": {
+                "hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}],
+                # Messages to a process's calls share one queue in Redis; audio comes in 1 s
+                # parts, so 30 calls each sent a minute of reply are 1,800 messages at once:
+                # past channels_redis's default of 100 it drops them.
+                "capacity": 5000,
+            },
         }
     }
 else:

@@ -37,6 +37,7 @@ def test_whole_call_counts():
         "refused_audio": 0,
         "stale_marks": 0,
         "late_audio": 0,
+        "lost_parts": 0,
         "hook_errors": 0,
     }
     assert (state.call_sid, state.stream_sid) == (call.call_sid, call.stream_sid)

@@ -208,6 +208,23 @@ async def test_late_parts_of_a_cleared_utterance_are_ignored(assistant, summarie
     assert "late_audio=1" in summaries()[0]
 
 
+async def test_a_lost_part_through_the_layer_is_counted_and_logged(assistant, summaries, caplog):
+    call, ws, _ = await started()
+    group = wait.group_name(call.call_sid)
+    part = {"type": "voiceflow.audio.play", "utterance": "u1", "label": "speech", "final": False}
+    layer = get_channel_layer()
+    await layer.group_send(group, {**part, "part": 0, "audio": b"\x10" * 800})
+    await layer.group_send(group, {**part, "part": 2, "final": True, "audio": b"\x10" * 800})
+    sent = await take(ws, 4)
+    assert media_ms(sent) == [100, 100], "what came still plays"
+    await send_all(ws, [call.stop()])
+    await expect_server_close(ws)
+    assert "lost_parts=1" in summaries()[0]
+    assert (
+        f"voiceflow audio parts never arrived callSid={call.call_sid} utterance=u1" in caplog.text
+    )
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -118,6 +118,15 @@ def test_a_streamed_utterance_waits_for_its_next_part_and_keeps_order():
     assert playback.late_audio == 1
 
 
+def test_parts_that_never_came_are_counted_and_the_rest_plays():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    playback.play("speech", audio(100), key="k", final=False)
+    playback.extend("k", audio(100), final=False, part=1)
+    step = playback.extend("k", audio(100), final=True, part=4)  # parts 2 and 3 were dropped
+    assert playback.lost_parts == 2
+    assert media_ms(step) == [100]
+
+
 def test_the_queue_bound_refuses_new_audio_and_counts_it():
     playback = Playback(max_queued_ms=1000)
     playback.play("a", audio(800))

@@ -224,6 +224,7 @@ class CallState:
             "refused_audio": playback.refused,
             "stale_marks": playback.stale_marks,
             "late_audio": playback.late_audio,
+            "lost_parts": playback.lost_parts,
             "hook_errors": self.hook_errors,
         }
 

@@ -234,7 +234,20 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         if self._finished:
             return
         if part.part:
-            self._take(self.playback.extend(part.utterance, part.audio, final=part.final))
+            lost = self.playback.lost_parts
+            step = self.playback.extend(
+                part.utterance, part.audio, final=part.final, part=part.part
+            )
+            if self.playback.lost_parts != lost:
+                metrics.LAYER_FAILURES.labels("lost_audio").inc(self.playback.lost_parts - lost)
+                log.warning(
+                    "voiceflow audio parts never arrived callSid=%s utterance=%s before part %d "
+                    "(a channel layer over capacity drops messages: raise its capacity)",
+                    self.call.call_sid,
+                    part.utterance,
+                    part.part,
+                )
+            self._take(step)
             await self._flush()
         else:
             await self._speak(part.label, part.audio, part.utterance, final=part.final)

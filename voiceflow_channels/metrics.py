@@ -37,7 +37,7 @@ REFUSED = Counter(
 )
 LAYER_FAILURES = Counter(
     "voiceflow_layer_failures",
-    "Channel layer failures: join, leave, receive, bad_message.",
+    "Channel layer failures: join, leave, receive, bad_message, lost_audio (parts).",
     ["kind"],
 )
 WAITS = Counter("voiceflow_waits", "Waits started.")

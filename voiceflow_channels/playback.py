@@ -50,6 +50,7 @@ class Utterance:
     filler: bool
     pending: bytearray
     open: bool
+    parts: int = 1
     queued_ms: int = 0
     sent_ms: int = 0
     played_ms: int = 0
@@ -91,6 +92,7 @@ class Playback:
         "generation",
         "late_audio",
         "lead_ms",
+        "lost_parts",
         "max_queued_ms",
         "outstanding_ms",
         "played_ms",
@@ -121,6 +123,7 @@ class Playback:
         self.refused = 0
         self.refused_ms = 0
         self.late_audio = 0
+        self.lost_parts = 0
         self.stale_marks = 0
         self.foreign_marks = 0
         self._queue: deque[Utterance] = deque()
@@ -174,13 +177,17 @@ class Playback:
         step.outbound += self._pump()
         return step
 
-    def extend(self, key: str, audio: bytes, *, final: bool) -> Step:
-        """More audio of the open utterance `key`. Audio of an utterance that was cleared,
-        refused or already ended is ignored and counted (`late_audio`)."""
+    def extend(self, key: str, audio: bytes, *, final: bool, part: int | None = None) -> Step:
+        """More audio of the open utterance `key`: its part number `part` (0 was `play`'s).
+        Audio of an utterance that was cleared, refused or already ended is ignored and counted
+        (`late_audio`); parts that never came are counted (`lost_parts`), the rest still plays."""
         utterance = next((u for u in self._queue if u.key == key and u.open), None)
         if utterance is None:
             self.late_audio += 1
             return Step()
+        if part is not None:
+            self.lost_parts += max(part - utterance.parts, 0)
+        utterance.parts += 1
         audio = pad_to_frames(audio)
         step = Step()
         if len(audio) // BYTES_PER_MS + self.unsettled_ms > self.max_queued_ms:
