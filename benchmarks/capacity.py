@@ -55,13 +55,19 @@ def server_spec(server: str, redis_url: str, n: int) -> Spec:
     return Spec(f"s{n}", f"ours, {server}, process {n}", argv, env)
 
 
-async def speak_to(server: Server, call_sid: str, seconds: float) -> None:
-    """From this process, over Redis: a wait, then the whole call's audio, once the call started."""
+async def speak_to(
+    server: Server, since: int, calls: int, call_sids: list[str], seconds: float
+) -> None:
+    """From this process, over Redis: once the server has logged the start of its `calls` calls
+    (from its log line `since` on), a wait and then the whole call's audio to each of
+    `call_sids`."""
     from voiceflow_channels import audio, wait
 
-    await asyncio.to_thread(server.wait_for, f"voiceflow start callSid={call_sid}", 1, 60)
-    await wait.astart(call_sid, "capacity")
-    await audio.aplay(call_sid, bytes(range(256)) * int(seconds * 8000 / 256), label="speech")
+    await asyncio.to_thread(server.wait_for, "voiceflow start callSid=", calls, 120, since)
+    mulaw = bytes(range(256)) * int(seconds * 8000 / 256)
+    for call_sid in call_sids:
+        await wait.astart(call_sid, "capacity")
+        await audio.aplay(call_sid, mulaw, label="speech")
 
 
 async def play_step(
@@ -81,10 +87,19 @@ async def play_step(
         callsim.run(s.url, count, seconds, True, tenant, first=n) for s, n, count, tenant in runs
     ]
     speak = [
-        speak_to(server, SimulatedCall(k).call_sid, seconds)
-        for server, n, count, tenant in runs
-        if tenant == "speaker"
-        for k in range(n, n + count)
+        speak_to(
+            server,
+            len(server.lines),
+            sum(count for s, _, count, _ in runs if s is server),
+            [
+                SimulatedCall(k).call_sid
+                for s, n, count, tenant in runs
+                if s is server and tenant == "speaker"
+                for k in range(n, n + count)
+            ],
+            seconds,
+        )
+        for server in servers
     ]
     results = await asyncio.gather(*plays, *speak)
     return [(run[0], result) for run, result in zip(runs, results, strict=False)]

@@ -59,3 +59,12 @@ def test_quick_bidirectional_profile_prints_both_costs(capsys):
     out = capsys.readouterr().out
     assert "a listening call" in out and "a call hearing audio" in out
     assert "with no underrun; every inbound frame arrived" in out
+
+
+def test_capacity_command_steps_and_reports(capsys):
+    from benchmarks import capacity
+
+    assert capacity.main(["--start", "5", "--step", "5", "--max", "10", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "capacity: " in out and "real-time calls with lag p99 <= 40 ms" in out
+    assert "    5 " in out and "   10 " in out
