@@ -12,15 +12,15 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.streams import StreamReader
 
-from tests.servers import Daphne, free_port
+from tests.servers import SERVERS, Daphne, free_port
 from voiceflow_channels import callsim
 from voiceflow_channels.management.commands.voiceflow_callsim import Command
 from voiceflow_channels.simulated_call import SimulatedCall
 
 
-@pytest.fixture
-def daphne_on():
-    server = Daphne(VOZ_FEATURE_VOICE_FLOW_A="1")
+@pytest.fixture(params=SERVERS)
+def daphne_on(request):
+    server = Daphne(request.param, VOZ_FEATURE_VOICE_FLOW_A="1")
     try:
         yield server
     finally:

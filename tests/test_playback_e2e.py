@@ -9,7 +9,7 @@ import wave
 
 import pytest
 
-from tests.servers import Daphne
+from tests.servers import SERVERS, Daphne
 from voiceflow_channels import callsim
 
 THRESHOLD_MS = 800
@@ -17,9 +17,10 @@ LEAD_MS, MARK_EVERY_MS, FRAME_MS = 300, 100, 20
 ANSWER_MS = 2000  # example_project.demo.answer(): five notes of 0.4 s
 
 
-@pytest.fixture(scope="module")
-def demo():
+@pytest.fixture(scope="module", params=SERVERS)
+def demo(request):
     server = Daphne(
+        request.param,
         VOZ_FEATURE_VOICE_FLOW_A="1",
         VOICE_WAIT_SOUND_TRIGGER_MS=str(THRESHOLD_MS),
         DEMO_WAIT_MS="2000",

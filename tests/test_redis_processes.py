@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 import websockets
 
-from tests.servers import Daphne, django_shell
+from tests.servers import SERVERS, Daphne, django_shell
 from voiceflow_channels.simulated_call import SimulatedCall
 
 
@@ -18,7 +19,8 @@ def send_wait(redis_url: str, code: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-async def test_wait_from_a_third_process_reaches_only_its_call(redis):
+@pytest.mark.parametrize("server_name", SERVERS)
+async def test_wait_from_a_third_process_reaches_only_its_call(redis, server_name):
     redis_url = redis.url
     env = {
         "VOZ_FEATURE_VOICE_FLOW_A": "1",
@@ -26,7 +28,7 @@ async def test_wait_from_a_third_process_reaches_only_its_call(redis):
         "REDIS_URL": redis_url,
         "VOICE_WAIT_SOUND_TRIGGER_MS": "0",
     }
-    one, two = Daphne(**env), Daphne(**env)
+    one, two = Daphne(server_name, **env), Daphne(server_name, **env)
     try:
         target, bystander, neighbour = (SimulatedCall(n=n) for n in (101, 102, 103))
         placed = ((target, one), (bystander, two), (neighbour, one))

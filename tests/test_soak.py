@@ -10,7 +10,7 @@ import psutil
 import pytest
 import websockets
 
-from tests.servers import Daphne
+from tests.servers import SERVERS, Daphne
 from voiceflow_channels.simulated_call import SimulatedCall
 
 pytestmark = pytest.mark.soak
@@ -47,8 +47,9 @@ async def run_calls(server: Daphne, first: int, count: int) -> list[SimulatedCal
     return calls
 
 
-async def test_500_concurrent_calls_lose_nothing_leak_nothing_and_give_memory_back():
-    server = Daphne(VOZ_FEATURE_VOICE_FLOW_A="1")
+@pytest.mark.parametrize("server_name", SERVERS)
+async def test_500_concurrent_calls_lose_nothing_leak_nothing_and_give_memory_back(server_name):
+    server = Daphne(server_name, VOZ_FEATURE_VOICE_FLOW_A="1")
     try:
         process = psutil.Process(server.proc.pid)
         for wave in range(WARM_UP_WAVES):
