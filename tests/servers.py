@@ -13,6 +13,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +94,7 @@ class Server:
                 self._new_line.wait(left)
 
     def stop(self) -> None:
-        _end(self.proc)
+        end_process(self.proc)
         self._reader.join(10)
         self.proc.stderr.close()
 
@@ -146,7 +148,7 @@ class Redis:
         self.stop()
 
     def stop(self) -> None:
-        _end(self.proc)
+        end_process(self.proc)
         self._reader.join(10)
         self.proc.stdout.close()
 
@@ -164,10 +166,23 @@ def django_shell(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _end(proc: subprocess.Popen) -> None:
+def end_process(proc: subprocess.Popen) -> None:
+    """Terminate `proc`, and kill it if it has not exited 10 s later."""
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@contextmanager
+def running(count: int, **env: str) -> Iterator[list[Server]]:
+    """`count` servers of the example project with `env`, stopped however the block ends."""
+    started: list[Server] = []
+    try:
+        started.extend(Server(**env) for _ in range(count))
+        yield started
+    finally:
+        for server in started:
+            server.stop()

@@ -9,7 +9,7 @@ import contextlib
 import pytest
 import websockets
 
-from tests.servers import Daphne
+from tests.servers import Daphne, running
 from voiceflow_channels import callsim
 from voiceflow_channels.simulated_call import SimulatedCall
 
@@ -17,13 +17,8 @@ from voiceflow_channels.simulated_call import SimulatedCall
 @pytest.fixture
 def servers(tmp_path):
     env = {"VOZ_FEATURE_VOICE_FLOW_A": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    started: list[Daphne] = []
-    try:
-        started.extend(Daphne(**env) for _ in range(2))
+    with running(2, **env) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 async def figures(server: Daphne) -> dict[str, float]:

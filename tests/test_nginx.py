@@ -19,7 +19,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.servers import ROOT, STARTUP_SECONDS, Daphne, _end, free_port
+from tests.servers import ROOT, STARTUP_SECONDS, Daphne, end_process, free_port
 from voiceflow_channels.signature import compute_signature
 from voiceflow_channels.simulated_call import SimulatedCall
 
@@ -140,7 +140,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        servers.callback(_end, nginx)
+        servers.callback(end_process, nginx)
         deadline = time.monotonic() + STARTUP_SECONDS
         while not accepts_tls(port, ctx):
             if nginx.poll() is not None or time.monotonic() > deadline:

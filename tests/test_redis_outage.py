@@ -12,7 +12,7 @@ import time
 import pytest
 import websockets
 
-from tests.servers import Daphne, django_shell
+from tests.servers import Daphne, django_shell, running
 from voiceflow_channels.simulated_call import SimulatedCall
 
 RECOVERY_SECONDS = 15  # the layer's retry backs off to 5 s; this leaves room for a slow machine
@@ -27,13 +27,8 @@ def servers(redis):
         "VOICE_WAIT_SOUND_TRIGGER_MS": "600000",  # no chime: the calls hear nothing at all
         "VOICEFLOW_IDLE_TIMEOUT_S": "120",
     }
-    started: list[Daphne] = []
-    try:
-        started.extend(Daphne(**env) for _ in range(2))
+    with running(2, **env) as started:
         yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def ready_again(server: Daphne) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, STARTUP_SECONDS, free_port
+from tests.servers import ROOT, STARTUP_SECONDS, end_process, free_port
 
 pytestmark = pytest.mark.slow_install
 
@@ -71,15 +71,6 @@ def wait_for_line(log: Path, proc: subprocess.Popen, pattern: str, timeout: floa
         time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def test_the_readme_path_works_from_the_wheel(tmp_path):
     section = readme_section()
     files = readme_files(section)
@@ -130,5 +121,5 @@ def test_the_readme_path_works_from_the_wheel(tmp_path):
         summary = r" INFO voiceflow_channels voiceflow call ended \(stop\) callSid=CA.* frames=50 "
         wait_for_line(log, daphne, summary, 10)
     finally:
-        stop(daphne)
+        end_process(daphne)
     assert log.read_text().count("call ended") == 1, "the summary was logged twice"
