@@ -23,8 +23,11 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60
-# daphne's and uvicorn's line once the port is open; {port} is the server's.
-LISTENING = r"(Listening on TCP address |Uvicorn running on http://)127\.0\.0\.1:{port}\b"
+# daphne's, uvicorn's and hypercorn's line once the port is open; {port} is the server's.
+LISTENING = (
+    r"(Listening on TCP address |Uvicorn running on http://|Running on http://)"
+    r"127\.0\.0\.1:{port}\b"
+)
 # Every server logs one line per call after its stop: ours, the naive consumer, raw, bare and
 # the peers under uvicorn.
 CALL_ENDED = re.compile(r"call ended \(stop\) callSid=(\w+)\b.*?\bframes=(\d+)")
@@ -39,6 +42,11 @@ class Spec:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     cwd: Path = ROOT
+    # Read its stdout too: granian logs there (even that it listens). The others' stdout is
+    # their access log, dropped as in the tests.
+    logs_to_stdout: bool = False
+    # The line that says it takes connections.
+    ready: str = LISTENING
 
 
 # The env pins what the example project would otherwise read from the caller's environment.
@@ -73,7 +81,58 @@ FASTAPI_PEER = Spec(
 PIPECAT_PEER = Spec(
     "p", "pipecat Twilio edge, uvicorn", ("-m", "benchmarks.pipecat_peer", *DAPHNE_ARGS)
 )
-PEER_MODULES = ("fastapi", "pipecat", "uvicorn")
+PEER_MODULES = ("fastapi", "granian", "hypercorn", "pipecat", "uvicorn")
+# The ceiling under uvicorn, as (d) is under daphne: what any app pays uvicorn per frame.
+BARE_UVICORN = Spec(
+    "du",
+    "bare ASGI app, uvicorn (ceiling)",
+    ("-m", "benchmarks.bare_asgi", "--server", "uvicorn", *DAPHNE_ARGS),
+    DAPHNE_ENV,
+)
+
+# The other servers the issue names, measured before any is supported: ours under their own
+# command lines, one worker, their fastest event loop (uvloop), no lifespan (Channels has none).
+# granian has no websocket size limit to set (its tungstenite defaults: 16 MiB frames, 64 MiB
+# messages); hypercorn's is set to ours by benchmarks/hypercorn.toml.
+OURS_GRANIAN = Spec(
+    "g",
+    "TwilioStreamConsumer, granian",
+    (
+        "-m",
+        "granian",
+        "--interface",
+        "asginl",
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "example_project.asgi:application",
+    ),
+    OURS.env,
+    logs_to_stdout=True,
+    # Its main process listens before its worker serves: connections are refused until then.
+    ready=r"\[INFO\] Started worker-1$",
+)
+OURS_HYPERCORN = Spec(
+    "h",
+    "TwilioStreamConsumer, hypercorn",
+    (
+        "-m",
+        "hypercorn",
+        "--config",
+        str(ROOT / "benchmarks" / "hypercorn.toml"),
+        "--worker-class",
+        "uvloop",
+        "--bind",
+        "127.0.0.1:{port}",
+        "example_project.asgi:application",
+    ),
+    OURS.env,
+)
 
 
 # The bidirectional profile: our consumer speaking to the calls whose tenant is "speaker".
@@ -150,19 +209,21 @@ class Server:
         self.ended: dict[str, tuple[float, int]] = {}  # callSid -> (arrival, frames)
         self._changed = threading.Condition()
         argv = [a.replace("{port}", str(self.port)) for a in spec.argv]
-        # Access logs go to stdout: dropped, as in the tests.
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             cwd=spec.cwd,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if spec.logs_to_stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if spec.logs_to_stdout else subprocess.PIPE,
             text=True,
         )
+        log = self.proc.stdout if spec.logs_to_stdout else self.proc.stderr
+        assert log is not None
+        self._log = log
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         try:
-            self.wait_for(LISTENING.format(port=self.port), 1, STARTUP_SECONDS)
+            self.wait_for(spec.ready.format(port=self.port), 1, STARTUP_SECONDS)
             self.process = psutil.Process(self.proc.pid)
         except BaseException:
             self.stop()
@@ -173,8 +234,7 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/twilio/stream"
 
     def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
+        for raw in self._log:
             arrival = time.perf_counter()
             line = raw.rstrip("\n")
             ended = CALL_ENDED.search(line)
@@ -216,9 +276,16 @@ class Server:
         self._changed.wait(left)
 
     def cpu_seconds(self) -> float:
-        """User and system CPU of the server process, all its threads."""
-        times = self.process.cpu_times()
-        return times.user + times.system
+        """User and system CPU of the server process, all its threads, and of its children (a
+        granian or hypercorn worker)."""
+        total = 0.0
+        for process in (self.process, *self.process.children(recursive=True)):
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
 
     def rss(self) -> int:
         return self.process.memory_info().rss
@@ -231,5 +298,4 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
         self._reader.join(10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self._log.close()

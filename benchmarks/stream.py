@@ -28,9 +28,12 @@ from pathlib import Path
 from benchmarks.idle import idle_calls
 from benchmarks.servers import (
     BARE,
+    BARE_UVICORN,
     FASTAPI_PEER,
     NAIVE,
     OURS,
+    OURS_GRANIAN,
+    OURS_HYPERCORN,
     OURS_NO_LAYER,
     OURS_UVICORN,
     PEER_MODULES,
@@ -43,12 +46,25 @@ from benchmarks.servers import (
     ours_on_redis,
     redis_server,
 )
+from benchmarks.size_limit import size_limit
 from benchmarks.speaking_asgi import SPEAKER
 from voiceflow_channels import callsim
 
-SPECS = (OURS, NAIVE, RAW, BARE, OURS_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
-# Real time: ours on each server and the peers; (b) would need more than a core at 200 calls.
-REALTIME_SPECS = (OURS, OURS_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
+SPECS = (OURS, NAIVE, RAW, BARE, OURS_UVICORN, BARE_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
+# Real time: ours on each server the issue names, the bare app (the ceiling) on daphne and
+# uvicorn, and the peers; (b) would need more than a core at 200 calls.
+REALTIME_SPECS = (
+    OURS,
+    OURS_UVICORN,
+    OURS_GRANIAN,
+    OURS_HYPERCORN,
+    BARE,
+    BARE_UVICORN,
+    FASTAPI_PEER,
+    PIPECAT_PEER,
+)
+# Ours, whose end lines say how a call ended: the servers whose size limit is probed.
+OURS_KEYS = frozenset({"a", "au", "g", "h"})
 # A server busier than this over a real-time round was not keeping up with the calls.
 SATURATED = 0.9
 NAME_WIDTH = 38  # the longest: "e. FastAPI endpoint (samples), uvicorn"
@@ -239,7 +255,13 @@ def numbers(step: int) -> Iterator[int]:
         n += step
 
 
-def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, list[Round]]:
+def run_rounds(
+    args: argparse.Namespace,
+    specs: tuple[Spec, ...],
+    limits: dict[str, tuple[bool, str]] | None = None,
+) -> dict[Spec, list[Round]]:
+    """Warm every server up, then play the rounds; with `limits`, first probe each of ours for a
+    websocket size limit into it (benchmarks.size_limit)."""
     servers: list[Server] = []
     firsts = numbers(max(args.calls, WARMUP_CALLS))
     frames = callsim.frames_for(args.seconds) if args.realtime else args.frames
@@ -248,6 +270,8 @@ def run_rounds(args: argparse.Namespace, specs: tuple[Spec, ...]) -> dict[Spec, 
             servers.append(Server(spec))
         for server in servers:
             measure(server, WARMUP_CALLS, WARMUP_FRAMES, next(firsts))
+            if limits is not None and server.spec.key in OURS_KEYS:
+                limits[server.spec.key] = size_limit(server, next(firsts))
         rounds: dict[Spec, list[Round]] = {s.spec: [] for s in servers}
         for r in range(1, args.rounds + 1):
             # Interleaved, so a noisy minute hurts every server alike; and rotated, so no server
@@ -325,6 +349,7 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
             "",
             "CPU per frame, ours against the peers on the same uvicorn (lower is better):",
             _cost("au/e", cpu["au"] / cpu["e"], 0.8, "(e: the samples' FastAPI endpoint)"),
+            _cost("du/e", cpu["du"] / cpu["e"], None, "(du: the bare app, what any app costs)"),
             _cost("au/p", cpu["au"] / cpu["p"], 0.2, "(p: pipecat's Twilio edge)"),
         ]
     if "a@base" in median:
@@ -345,8 +370,13 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
     return "\n".join(lines)
 
 
-def realtime_table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) -> str:
-    """Server CPU per second of a real-time call, side by side, and the ratios against the goals."""
+def realtime_table(
+    args: argparse.Namespace,
+    rounds: dict[Spec, list[Round]],
+    limits: dict[str, tuple[bool, str]],
+) -> str:
+    """Server CPU per second of a real-time call, side by side, the ratios against the goals,
+    and which of the other servers would qualify for support."""
     cost = {
         s.key: statistics.median(r.server_ms_per_call_second for r in rs)
         for s, rs in rounds.items()
@@ -384,9 +414,23 @@ def realtime_table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) ->
         "",
         "server CPU per real-time call (lower is better):",
         _cost("au/e", cost["au"] / cost["e"], 0.9, "ours on uvicorn against the FastAPI shape"),
+        _cost("du/e", cost["du"] / cost["e"], None, "the bare app on uvicorn: au/e's floor"),
         _cost("a/au", cost["a"] / cost["au"], 1.3, "ours on daphne against ours on uvicorn"),
+        _cost("d/du", cost["d"] / cost["du"], None, "the bare app, daphne against uvicorn"),
         _cost("au/p", cost["au"] / cost["p"], None, "ours on uvicorn against pipecat"),
+        "",
+        "the other servers against ours on daphne (support needs both: cheaper, a size limit):",
     ]
+    for key in ("g", "h"):
+        cheaper = cost[key] < cost["a"]
+        enforced = limits[key][0]
+        verdict = "qualifies" if cheaper and enforced else "does not qualify"
+        lines.append(
+            f"{key}/a{cost[key] / cost['a']:>12.2f}x   {'cheaper' if cheaper else 'NOT cheaper'}; "
+            f"{verdict}"
+        )
+    lines += ["", "websocket size limit (a 1 MiB message on one call, before the rounds):"]
+    lines += [f"{key:8}{what}" for key, (_, what) in limits.items()]
     return "\n".join(lines)
 
 
@@ -496,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
 def report(args: argparse.Namespace) -> str:
     """Run what `args` ask for and return its table."""
     if args.realtime:
-        return realtime_table(args, run_rounds(args, REALTIME_SPECS))
+        limits: dict[str, tuple[bool, str]] = {}
+        return realtime_table(args, run_rounds(args, REALTIME_SPECS, limits), limits)
     if args.bidirectional:
         return bidirectional_table(args, run_bidirectional(args))
     if args.baseline:
