@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 
@@ -33,7 +34,9 @@ def test_quick_benchmark_checks_every_frame_and_prints_the_table(capsys):
         "p. pipecat Twilio edge",
         "a/b",
         "a/c",
+        "du. bare ASGI app, uvicorn",
         "au/e",
+        "du/e",
         "au/p",
     ):
         assert row in out
@@ -44,10 +47,19 @@ def test_quick_realtime_profile_prints_cpu_per_call_second_and_the_goals(capsys)
     assert stream.main(["--realtime", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "lost frames: 0" in out
-    for row in ("a. ", "au. ", "e. ", "p. ", "ms/call-s"):
-        assert row in out
+    lines = out.splitlines()
+    assert "ms/call-s" in out
+    for row in ("a. ", "au. ", "g. ", "h. ", "d. ", "du. ", "e. ", "p. "):
+        assert any(line.startswith(row) for line in lines), row
     for ratio in ("au/e", "a/au"):
-        assert any(line.startswith(ratio) and "goal <= " in line for line in out.splitlines())
+        assert any(line.startswith(ratio) and "goal <= " in line for line in lines)
+    for floor in ("du/e", "d/du", "g/a", "h/a"):
+        assert any(line.startswith(floor) for line in lines), floor
+    # The size-limit probe: ours under the launcher refuses a 1 MiB message on either server.
+    for server in ("a", "au"):
+        assert re.search(rf"^{server} +enforced: ", out, re.MULTILINE), server
+    for server in ("g", "h"):
+        assert re.search(rf"^{server} +(none|broken|enforced): ", out, re.MULTILINE), server
 
 
 def test_parser_benchmark_compares_the_same_results(capsys):
