@@ -20,9 +20,9 @@ from .twilio_events import (
     decode_message,
     event_name,
     mask_phone,
+    media_audio,
     parse_twilio_dtmf,
     parse_twilio_mark,
-    parse_twilio_media,
     parse_twilio_start,
     sequence_number,
 )
@@ -34,6 +34,7 @@ class CallState:
 
     __slots__ = (
         "_clock",
+        "_max_b64",
         "account_sid",
         "audio",
         "bytes",
@@ -71,6 +72,7 @@ class CallState:
         self._clock = clock
         self.lag = InboundLag()
         self.limits = limits
+        self._max_b64 = limits.max_payload_b64_chars
         self.playback = playback if playback is not None else Playback()
         self.start: dict[str, Any] | None = None
         self.audio = b""
@@ -120,6 +122,9 @@ class CallState:
         d = decode_message(text)
         if d is None:
             return self.drop("not_json_event")
+        # 50 a second: a media frame of a live stream goes straight to its handler.
+        if d["event"] == "media" and self.stream_sid is not None and not self.stopped:
+            return self._media(d)
         return self.handle(d)
 
     def handle(self, d: dict[str, Any]) -> str:
@@ -139,23 +144,14 @@ class CallState:
             return event
         if not self.started:
             return self.drop("before_start")
+        if event == "media":
+            return self._media(d)
         if d.get("streamSid") != self.stream_sid:
             return self.drop("wrong_stream")
         # A frame that arrived is not lost, even when its content is bad: track it first.
         if not self._sequence(sequence_number(d)):
             return self.drop("bad_sequence")
-        if event == "media":
-            audio = parse_twilio_media(d, self.limits)
-            if audio is None:
-                return self.drop("bad_media")
-            self.frames += 1
-            self.bytes += len(audio)
-            self.audio = audio
-            # Twilio's media.timestamp (ms since the stream started, digits), for the lag.
-            stamp = d["media"].get("timestamp")
-            if type(stamp) is str and len(stamp) < 16 and stamp.isascii() and stamp.isdigit():
-                self.lag.record(int(stamp), self._clock() * 1000)
-        elif event == "stop":
+        if event == "stop":
             self.stopped = True
             self.wait.notify_wait_end()
         elif event == "mark":
@@ -171,6 +167,26 @@ class CallState:
             self.dtmf += 1
             self.last_dtmf = digit
         return event
+
+    def _media(self, d: dict[str, Any]) -> str:
+        """A `media` event of the live stream (started, not stopped): the same checks as any
+        event's, then its audio and its lag."""
+        if d.get("streamSid") != self.stream_sid:
+            return self.drop("wrong_stream")
+        if not self._sequence(sequence_number(d)):
+            return self.drop("bad_sequence")
+        media = d.get("media")
+        audio = media_audio(media, self._max_b64)
+        if audio is None:
+            return self.drop("bad_media")
+        self.frames += 1
+        self.bytes += len(audio)
+        self.audio = audio
+        # Twilio's media.timestamp (ms since the stream started, digits), for the lag.
+        stamp = media.get("timestamp")
+        if type(stamp) is str and len(stamp) < 16 and stamp.isascii() and stamp.isdigit():
+            self.lag.record(int(stamp), self._clock() * 1000)
+        return "media"
 
     def _start(self, d: dict[str, Any]) -> str:
         if self.started:

@@ -82,11 +82,16 @@ def parse_twilio_media(d: Any, limits: Limits = DEFAULT_LIMITS) -> bytes | None:
     """The decoded audio of a `media` event; None for anything malformed or over the size bound."""
     if type(d) is not dict or d.get("event") != "media":
         return None
-    media = d.get("media")
+    return media_audio(d.get("media"), limits.max_payload_b64_chars)
+
+
+def media_audio(media: Any, max_b64_chars: int) -> bytes | None:
+    """The decoded audio of a `media` event's `media` object; None for anything malformed or
+    with a payload over `max_b64_chars` (the hot path's share of `parse_twilio_media`)."""
     if type(media) is not dict:
         return None
     payload = media.get("payload")
-    if type(payload) is not str or len(payload) > limits.max_payload_b64_chars:
+    if type(payload) is not str or len(payload) > max_b64_chars:
         return None
     try:
         audio = binascii.a2b_base64(payload, strict_mode=True)
