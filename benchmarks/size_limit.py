@@ -10,6 +10,7 @@ connection hangs until the app's idle timeout ends the call.
 from __future__ import annotations
 
 import asyncio
+import re
 
 from websockets.exceptions import ConnectionClosed
 
@@ -48,12 +49,14 @@ def size_limit(server: Server, n: int) -> tuple[bool, str]:
     call = SimulatedCall(n)
     since = len(server.lines)
     code = asyncio.run(_send_oversize(server.url, call))
-    server.wait_for(rf"call ended .*callSid={call.call_sid}\b", 1, END_LINE_SECONDS, since)
+    ended = rf"call ended \((.+?)\) callSid={call.call_sid}\b"
+    server.wait_for(ended, 1, END_LINE_SECONDS, since)
+    how = next(m[1] for line in server.lines[since:] if (m := re.search(ended, line)))
     if server.ended.pop(call.call_sid, None) is not None:
         return False, f"none: the 1 MiB message reached the app (closed {code} after the stop)"
     if code is None:
         return False, (
-            f"broken: the message never reached the app, and the connection was not closed "
-            f"within {CLOSE_SECONDS} s either"
+            f"broken: the message never reached the app, the connection was not closed within "
+            f"{CLOSE_SECONDS} s, the app's call ended ({how})"
         )
-    return True, f"enforced: the connection ended {code} before the app saw the message"
+    return True, f"enforced: the connection ended {code} before the app saw the message ({how})"
