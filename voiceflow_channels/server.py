@@ -31,6 +31,7 @@ from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from . import conf, metrics
+from .startup import freeze_startup_objects
 from .streams import STREAMS
 
 log = logging.getLogger("voiceflow_channels")
@@ -102,6 +103,7 @@ class DaphneVoiceServer(DaphneServer):
         )
 
     def _ready(self) -> None:
+        freeze_startup_objects()  # daphne's command line imported the application before
         self.ws_factory.setProtocolOptions(closeHandshakeTimeout=CLOSE_HANDSHAKE_SECONDS)
         loop = asyncio.get_event_loop()  # daphne's: the reactor runs on it
         loop.add_signal_handler(signal.SIGTERM, self._drain.sigterm)
@@ -132,6 +134,8 @@ class UvicornVoiceServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        self.config.load()  # imports the application; uvicorn would, first thing in serve()
+        freeze_startup_objects()
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:

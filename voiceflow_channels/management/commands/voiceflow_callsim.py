@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from voiceflow_channels import callsim
+from voiceflow_channels.startup import freeze_startup_objects
 
 DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
 
@@ -80,6 +81,9 @@ class Command(BaseCommand):
             raise CommandError("--first must be >= 0 and --close-timeout > 0")
         try:
             presses = tuple(callsim.parse_press(press) for press in options["presses"])
+            # This process plays Twilio: a full collection over Django's objects would hold
+            # every call's frames back, and the server would count them late.
+            freeze_startup_objects()
             result = asyncio.run(
                 callsim.run(
                     options["url"],
