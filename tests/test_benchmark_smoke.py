@@ -86,6 +86,7 @@ def test_capacity_command_steps_and_reports():
             *("--start", "5", "--step", "5"),
             *("--max", "10"),
             *("--seconds", "1"),
+            *("--processes", "1,2"),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -93,4 +94,8 @@ def test_capacity_command_steps_and_reports():
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "capacity: 10 real-time calls with lag p99 <= 40 ms" in done.stdout
+    # One process, then two on one Redis, and how capacity grew.
+    assert done.stdout.count("capacity: 10 real-time calls with lag p99 <= 40 ms") == 2
+    assert "1 process(es) on one Redis" in done.stdout
+    assert "2 process(es) on one Redis" in done.stdout
+    assert "capacity from 1 to 2 processes: 10 -> 10 calls (1.00x)" in done.stdout
