@@ -1,6 +1,7 @@
 """Serve an ASGI app as a voice edge needs, under daphne (the default) or uvicorn: websocket size
-limits, no compression, a patient close handshake, no log line per connection, and a graceful
-drain on SIGTERM, so a rolling deploy never cuts a live call.
+limits, no compression, a patient close handshake, no log line per connection, startup's objects
+kept out of the garbage collector's way (`startup.freeze_startup_objects`), and a graceful drain
+on SIGTERM, so a rolling deploy never cuts a live call.
 
     python -m voiceflow_channels.server [--server daphne|uvicorn] [-b HOST] [-p PORT] \
         mysite.asgi:application
