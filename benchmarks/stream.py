@@ -1,7 +1,8 @@
 """Frames/s processed by our consumer under daphne and uvicorn against a naive consumer, a raw
 server and the peers (the samples' FastAPI endpoint, pipecat); with --realtime, the server CPU a
-real-time call costs each of them; with --bidirectional, what a call that hears audio costs
-against one that only listens.
+real-time call costs ours under daphne, uvicorn, granian and hypercorn, the bare app and the
+peers, and whether each of our servers enforces a websocket size limit; with --bidirectional,
+what a call that hears audio costs against one that only listens.
 
     python -m benchmarks.stream [--calls 200] [--frames 250] [--rounds 5] [--idle-calls 1000]
     python -m benchmarks.stream --realtime [--calls 200] [--seconds 10] [--rounds 5]
@@ -463,8 +464,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--realtime",
         action="store_true",
-        help="only the real-time profile: --calls real-time calls of --seconds at ours on daphne "
-        "and uvicorn and at the peers, server CPU per call-second",
+        help="only the real-time profile: --calls real-time calls of --seconds at ours on daphne, "
+        "uvicorn, granian and hypercorn, the bare app and the peers, server CPU per call-second",
     )
     parser.add_argument("--frames", type=int, default=250, help="media frames per call")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per server (median)")
@@ -518,7 +519,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     missing = [m for m in PEER_MODULES if importlib.util.find_spec(m) is None] if peers else []
     if missing:
         parser.error(
-            f"the peers (e, p) need {', '.join(missing)}: pip install -e '.[bench]', or run "
+            f"the peers and other servers (e, p, g, h) need {', '.join(missing)}: "
+            "pip install -e '.[bench]', or run "
             "--layers-only or --baseline for ours alone"
         )
     for name in ("calls", "frames", "rounds", "idle_calls"):
