@@ -13,8 +13,8 @@ import math
 
 from django.conf import settings
 
-from voiceflow_channels.chime import SAMPLE_RATE, linear_to_mulaw
 from voiceflow_channels.consumers import TwilioStreamConsumer
+from voiceflow_channels.mulaw import SAMPLE_RATE, linear_to_mulaw
 
 # The "answer": a rising phrase of five notes, 2 s, easy to tell from the chime when listening.
 ANSWER_NOTES = (392.0, 440.0, 493.88, 523.25, 587.33)

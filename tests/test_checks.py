@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
 from voiceflow_channels import conf
-from voiceflow_channels.chime import linear_to_mulaw, mulaw_to_linear, synthesize_chime, write_wav
+from voiceflow_channels.chime import synthesize_chime, write_wav
+from voiceflow_channels.mulaw import linear_to_mulaw, mulaw_to_linear
 from voiceflow_channels.routing import build_router
 
 

@@ -1,4 +1,4 @@
-"""The thinking chime's audio: the built-in chime, WAV loading, mu-law (G.711) encoding."""
+"""The thinking chime's audio: the built-in chime, and WAV files read and written as mu-law."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import os
 import struct
 import sys
 import wave
-from collections.abc import Iterable
 from typing import BinaryIO
 
-SAMPLE_RATE = 8000
-FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law: one Twilio media frame
-MULAW_SILENCE = 0xFF
+from .mulaw import FRAME_BYTES, SAMPLE_RATE, linear_to_mulaw, mulaw_to_linear, pad_to_frames
+
 MAX_SOUND_SECONDS = 10
 
 _NEEDS = (
@@ -25,46 +23,6 @@ _TAG_PCM, _TAG_MULAW, _TAG_EXTENSIBLE = 0x0001, 0x0007, 0xFFFE
 # WAVE_FORMAT_EXTENSIBLE's subformat GUID is the plain format tag followed by these 14 bytes.
 _GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 _FORMAT_NAMES = {_TAG_PCM: "PCM", 3: "float", 6: "A-law", _TAG_MULAW: "mu-law"}
-# audioop's G.711 code works on sample >> 2 (14 bits): clip 8159, bias 0x84 >> 2, these segments.
-_SEGMENT_ENDS = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
-
-
-def _encode_14bit(value: int) -> int:
-    """One sample the way the G.711 reference (and audioop) does it, on 16-bit input >> 2."""
-    mask = 0x7F if value < 0 else 0xFF
-    magnitude = min(abs(value), 8159) + (0x84 >> 2)
-    segment = next((s for s, end in enumerate(_SEGMENT_ENDS) if magnitude <= end), None)
-    if segment is None:  # past the top segment: the loudest code
-        return 0x7F ^ mask
-    return ((segment << 4) | ((magnitude >> (segment + 1)) & 0xF)) ^ mask
-
-
-def _decode(code: int) -> int:
-    code = ~code & 0xFF
-    magnitude = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
-    return 0x84 - magnitude if code & 0x80 else magnitude - 0x84
-
-
-# Indexed by sample >> 2 (-8192..8191): negative indexes land in the upper half, in order.
-_ENCODE = bytes(_encode_14bit(v if v < 8192 else v - 16384) for v in range(16384))
-_DECODE = tuple(_decode(code) for code in range(256))
-
-
-def linear_to_mulaw(samples: Iterable[int]) -> bytes:
-    """16-bit signed PCM samples to G.711 mu-law, bit-exact with audioop.lin2ulaw."""
-    return bytes(_ENCODE[sample >> 2] for sample in samples)
-
-
-def mulaw_to_linear(data: bytes) -> array.array:
-    """G.711 mu-law to 16-bit signed PCM samples, bit-exact with audioop.ulaw2lin."""
-    return array.array("h", (_DECODE[code] for code in data))
-
-
-def pad_to_frames(mulaw: bytes) -> bytes:
-    """Pad with silence to whole 20 ms frames, so every frame sent is full."""
-    return mulaw + bytes([MULAW_SILENCE]) * (-len(mulaw) % FRAME_BYTES)
-
-
 # Two bell-like notes a fifth apart (E5, then B5 as the first fades), inside the phone band.
 _CHIME_NOTES = ((0.0, 659.26), (0.12, 987.77))
 _CHIME_PARTIALS = ((1, 1.0), (2, 0.25), (3, 0.1))  # harmonic, relative level

@@ -16,9 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .chime import FRAME_BYTES, pad_to_frames
+from .mulaw import BYTES_PER_MS, FRAME_BYTES, pad_to_frames
 
-BYTES_PER_MS = 8  # 8 kHz mu-law
 DEFAULT_LEAD_MS = 300
 DEFAULT_MARK_EVERY_MS = 100
 DEFAULT_MAX_QUEUED_MS = 60_000

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
-FRAME_MS = 20
+from .mulaw import FRAME_BYTES, FRAME_MS, MULAW_SILENCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +37,7 @@ class SimulatedCall:
     n: int = 1
     tenant: str | None = "t1"
     caller: str | None = "+15550000001"
-    audio: bytes = b"\xff" * FRAME_BYTES
+    audio: bytes = bytes([MULAW_SILENCE]) * FRAME_BYTES
     call_sid: str = field(init=False)
     stream_sid: str = field(init=False)
     seq: int = field(init=False, default=0)

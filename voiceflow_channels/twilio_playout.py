@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from .chime import MULAW_SILENCE, SAMPLE_RATE
+from .mulaw import BYTES_PER_MS, MULAW_SILENCE, SAMPLE_RATE
 from .playback import END_SUFFIX
 
-SAMPLES_PER_MS = SAMPLE_RATE // 1000
 # What the caller hears while nothing plays.
 SILENCE = bytes([MULAW_SILENCE])
 
@@ -61,7 +60,7 @@ class TwilioPlayout:
             self._heard += audio
         self._end = max(self._end, pos) + len(audio)
         self._between_utterances = False
-        self.media_ms += len(audio) / SAMPLES_PER_MS
+        self.media_ms += len(audio) / BYTES_PER_MS
         self.max_outstanding_ms = max(self.max_outstanding_ms, self.outstanding_ms(now))
         return due
 
@@ -110,7 +109,7 @@ class TwilioPlayout:
 
     def outstanding_ms(self, now: float) -> float:
         """Audio received but not yet played at `now`."""
-        return max(self._end - self._sample(now), 0) / SAMPLES_PER_MS
+        return max(self._end - self._sample(now), 0) / BYTES_PER_MS
 
     def heard(self, now: float | None = None) -> bytes:
         """What the caller heard from `start`, as mu-law: up to `now`, or to the end of the
