@@ -305,16 +305,17 @@ def test_build_router_mounts_only_consumer_subclasses(flag_on):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "error", "message"),
     [
-        (("CA 1", b"\x10"), "call_sid must be"),
-        (("CA1", "text"), "mulaw must be bytes"),
-        (("CA1", b""), "must hold some"),
-        (("CA1", b"\x10" * 8 * 60_001), "at most VOICEFLOW_MAX_QUEUED_AUDIO_MS"),
-        (("CA1", b"\x10", ""), "label must be"),
-        (("CA1", b"\x10", "a\x00b"), "label must be"),
+        (("CA 1", b"\x10"), ValueError, "call_sid must be"),
+        (("CA1", "text"), TypeError, "mulaw must be bytes"),
+        (("CA1", b""), ValueError, "must hold some"),
+        (("CA1", b"\x10" * 8 * 60_001), ValueError, "at most VOICEFLOW_MAX_QUEUED_AUDIO_MS"),
+        (("CA1", b"\x10", ""), ValueError, "label must be"),
+        (("CA1", b"\x10", "a\x00b"), ValueError, "label must be"),
+        (("CA1", b"\x10", 7), TypeError, "label must be a str"),
     ],
 )
-def test_audio_api_rejects_bad_arguments(flag_on, args, message):
-    with pytest.raises(ValueError, match=message):
+def test_audio_api_rejects_bad_arguments(flag_on, args, error, message):
+    with pytest.raises(error, match=message):
         audio.play(*args)

@@ -13,8 +13,8 @@ from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
 
 from . import conf
-from .layer_messages import AUDIO_CHUNK_BYTES, check_label
-from .playback import BYTES_PER_MS
+from .layer_messages import AUDIO_CHUNK_BYTES, check_audio, check_label
+from .mulaw import BYTES_PER_MS
 from .wait import send_to_call
 
 
@@ -25,9 +25,7 @@ async def aplay(
     on the call's stream(s), after what is already queued. `label` comes back in
     `on_playback(label, played_ms, cleared_ms)`."""
     check_label(label)
-    if not isinstance(mulaw, bytes | bytearray | memoryview):
-        raise ValueError(f"mulaw must be bytes of 8 kHz mu-law, not {type(mulaw).__name__}")
-    audio = bytes(mulaw)
+    audio = check_audio(mulaw)
     limit = conf.max_queued_audio_ms()
     if not audio or len(audio) > limit * BYTES_PER_MS:
         raise ValueError(

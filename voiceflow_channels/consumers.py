@@ -16,7 +16,15 @@ from channels.layers import get_channel_layer
 
 from . import conf, metrics
 from .call_state import CallState
-from .layer_messages import AudioClear, AudioPlay, WaitEnd, WaitStart, check_label, clean_reason
+from .layer_messages import (
+    AudioClear,
+    AudioPlay,
+    WaitEnd,
+    WaitStart,
+    check_audio,
+    check_label,
+    clean_reason,
+)
 from .playback import Clear, Mark, Media, Outbound, Playback, Step, Utterance
 from .signature import header_signature, is_valid_signature
 from .streams import STREAMS
@@ -80,11 +88,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
         refused (counted, logged); once the call has ended it does nothing."""
         check_label(label)
-        if not isinstance(mulaw, bytes | bytearray | memoryview):
-            raise ValueError(f"mulaw must be bytes of 8 kHz mu-law, not {type(mulaw).__name__}")
+        audio = check_audio(mulaw)
         if self._finished:
             return
-        await self._speak(label, bytes(mulaw), None, final=True)
+        await self._speak(label, audio, None, final=True)
 
     async def clear(self) -> None:
         """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""

@@ -29,11 +29,20 @@ def clean_reason(reason: object) -> str:
 
 
 def check_label(label: object) -> str:
-    """An utterance label: 1-64 printable characters; anything else is a ValueError."""
-    ok = isinstance(label, str) and 0 < len(label) <= MAX_LABEL_CHARS and label.isprintable()
-    if not ok:
+    """An utterance label: 1-64 printable characters. Not a str is a TypeError; any other
+    string a ValueError."""
+    if not isinstance(label, str):
+        raise TypeError(f"label must be a str, not {type(label).__name__}")
+    if not (0 < len(label) <= MAX_LABEL_CHARS and label.isprintable()):
         raise ValueError(f"label must be 1-{MAX_LABEL_CHARS} printable characters, not {label!r}")
     return label
+
+
+def check_audio(mulaw: object) -> bytes:
+    """Audio to play, as bytes: anything but bytes, bytearray or memoryview is a TypeError."""
+    if not isinstance(mulaw, bytes | bytearray | memoryview):
+        raise TypeError(f"mulaw must be bytes of 8 kHz mu-law, not {type(mulaw).__name__}")
+    return bytes(mulaw)
 
 
 class _LayerMessage(BaseModel):
