@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from voiceflow_channels.call_state import CallState
 from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.twilio_events import Limits
@@ -89,7 +91,7 @@ def test_missing_or_non_digit_sequence_number_is_a_drop():
 
 
 def test_drops_are_counted_by_reason_and_the_call_goes_on():
-    state = CallState(limits=Limits(max_message_chars=1000))
+    state = CallState(limits=Limits(max_message_bytes=1000))
     call = SimulatedCall()
     play(state, [call.connected(), call.start()])
     other = SimulatedCall(n=2)
@@ -171,3 +173,27 @@ def test_memory_is_constant_over_a_long_call():
         state.receive_text(call.media())
     assert state.frames == 50_100
     assert footprint() == before
+
+
+
+@pytest.mark.parametrize(("filler", "size"), [("x", 1), ("é", 2), ("€", 3), ("😀", 4)])
+def test_the_message_bound_counts_utf8_bytes_not_characters(filler, size):
+    """VOICEFLOW_MAX_MESSAGE_BYTES bounds what the wire carries: 300 characters of a 3-byte
+    character are 900 bytes."""
+    limit = 600
+    state = CallState(limits=Limits(max_message_bytes=limit))
+    call = SimulatedCall()
+    play(state, [call.connected(), call.start()])
+    base = '{"event": "whatever", "pad": ""}'
+    fits = (limit - len(base)) // size
+    under = base.replace('""', '"' + filler * fits + '"')
+    over = base.replace('""', '"' + filler * (fits + 1) + '"')
+    assert len(under.encode()) <= limit < len(over.encode())
+    assert play(state, [under, over]) == ["unknown", "drop"]
+    assert state.drops == {"oversize": 1}
+
+
+def test_a_lone_surrogate_is_measured_never_raised_on():
+    state = CallState(limits=Limits(max_message_bytes=30))
+    assert state.receive_text('{"event": "x", "p": "' + "\udc80" * 5 + '"}') == "drop"
+    assert state.drops == {"oversize": 1}

@@ -108,15 +108,15 @@ def write_stereo_wav(path) -> None:
 def test_digit_strings_from_the_env_are_fine(settings):
     settings.VOICE_WAIT_SOUND_TRIGGER_MS = " 1200 "
     call_command("check")
-    assert conf.wait_trigger_ms() == 1200
+    assert conf.voice_wait_sound_trigger_ms() == 1200
 
 
 def test_env_var_is_read_when_the_setting_is_absent(settings, monkeypatch):
     del settings.VOICE_WAIT_SOUND_TRIGGER_MS
     monkeypatch.setenv("VOICE_WAIT_SOUND_TRIGGER_MS", "250")
-    assert conf.wait_trigger_ms() == 250
+    assert conf.voice_wait_sound_trigger_ms() == 250
     monkeypatch.delenv("VOICE_WAIT_SOUND_TRIGGER_MS")
-    assert conf.wait_trigger_ms() == 800
+    assert conf.voice_wait_sound_trigger_ms() == 800
 
 
 @pytest.mark.parametrize(
@@ -136,14 +136,14 @@ def test_env_var_is_read_when_the_setting_is_absent(settings, monkeypatch):
 )
 def test_flag_values(settings, value, on):
     settings.VOZ_FEATURE_VOICE_FLOW_A = value
-    assert conf.flag_enabled() is on
+    assert conf.voz_feature_voice_flow_a() is on
 
 
 def test_unrecognised_flag_word_warns_and_is_off(settings, capsys):
     settings.VOZ_FEATURE_VOICE_FLOW_A = "enabled"
     call_command("check")
     assert "voiceflow_channels.W001" in capsys.readouterr().err
-    assert conf.flag_enabled() is False
+    assert conf.voz_feature_voice_flow_a() is False
 
 
 @pytest.mark.parametrize(

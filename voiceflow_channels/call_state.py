@@ -117,7 +117,10 @@ class CallState:
 
     def receive_text(self, text: str) -> str:
         """Apply one websocket text frame; returns what it was taken as (see `handle`)."""
-        if len(text) > self.limits.max_message_chars:
+        # UTF-8 takes at least a byte a character: only non-ASCII text (str.isascii is O(1))
+        # needs encoding to be measured.
+        limit = self.limits.max_message_bytes
+        if len(text) > limit or (not text.isascii() and _utf8_size(text) > limit):
             return self.drop("oversize")
         d = decode_message(text)
         if d is None:
@@ -255,3 +258,8 @@ class CallState:
             f"tenant={self.tenant_id or '-'} from={mask_phone(self.from_number)} "
             f"{counts} drops={reasons}"
         )
+
+
+def _utf8_size(text: str) -> int:
+    """The size of `text` on the wire; lone surrogates (which JSON escapes allow) count as 3."""
+    return len(text.encode("utf-8", "surrogatepass"))

@@ -16,6 +16,17 @@ _PLAYBACK_SETTINGS = (
     "VOICEFLOW_MAX_QUEUED_AUDIO_MS",
 )
 
+# Integer settings by the end of their name, and what they count.
+_UNITS = (
+    ("_MS", "milliseconds"),
+    ("_SECONDS", "seconds"),
+    ("_S", "seconds"),
+    ("_BYTES", "bytes"),
+    ("_CHARS", "characters"),
+    ("_STREAMS", "streams"),
+    ("_PARAMETERS", "parameters"),
+)
+
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
@@ -32,7 +43,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 @register(Tags.security, deploy=True)
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> list:
     """A public deployment verifies that streams really come from Twilio."""
-    if conf.flag_enabled() and not conf.auth_token():
+    if conf.voz_feature_voice_flow_a() and not conf.twilio_auth_token():
         return [
             Warning(
                 "TWILIO_AUTH_TOKEN is not set: /twilio/stream accepts websocket upgrades that "
@@ -73,13 +84,20 @@ def _int_messages() -> list:
             messages.append(
                 Error(
                     f"{name}={value!r} is not a whole number >= {minimum}.",
-                    hint=f"Set {name} to a whole number of "
-                    f"{'milliseconds' if name.endswith('_MS') else 'units'} >= {minimum}, "
+                    hint=f"Set {name} to a whole number of {_unit(name)} >= {minimum}, "
                     f"or unset it for the default ({default}).",
                     id="voiceflow_channels.E001",
                 )
             )
     return messages
+
+
+def _unit(name: str) -> str:
+    """What an integer setting counts, from its name: VOICEFLOW_MAX_STREAMS counts streams."""
+    for suffix, unit in _UNITS:
+        if name.endswith(suffix):
+            return unit
+    raise ValueError(f"{name} names no unit: add its suffix to checks._UNITS")
 
 
 def _playback_messages() -> list:
@@ -104,7 +122,7 @@ def _playback_messages() -> list:
 
 
 def _sound_messages() -> list:
-    path = conf.wait_sound_file()
+    path = conf.voice_wait_sound_file()
     if not path:
         return []
     try:
@@ -133,7 +151,7 @@ def _signature_messages() -> list:
                 id="voiceflow_channels.E002",
             )
         )
-    if conf.auth_token() and not url:
+    if conf.twilio_auth_token() and not url:
         messages.append(
             Error(
                 "TWILIO_AUTH_TOKEN is set but VOICEFLOW_PUBLIC_URL is not: the signed URL "

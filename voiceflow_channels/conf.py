@@ -1,5 +1,8 @@
 """The app's settings, each with its default: a Django setting wins, else the env var of the
-same name, else the default. Read on every access, so `override_settings` just works."""
+same name, else the default. Read on every access, so `override_settings` just works.
+
+Each accessor is its setting's name in lower case, without the `VOICEFLOW_` prefix
+(`vozlia_debug()` reads VOZLIA_DEBUG); `chime_audio()` and `limits()` build from several."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ FALSY = frozenset({"", "0", "false", "no", "off"})
 
 # Setting name -> Limits field, for the bounds on everything a caller controls.
 LIMIT_SETTINGS: dict[str, str] = {
-    "VOICEFLOW_MAX_MESSAGE_BYTES": "max_message_chars",
+    "VOICEFLOW_MAX_MESSAGE_BYTES": "max_message_bytes",
     "VOICEFLOW_MAX_PAYLOAD_BYTES": "max_payload_bytes",
     "VOICEFLOW_MAX_CUSTOM_PARAMETERS": "max_custom_parameters",
     "VOICEFLOW_MAX_PARAMETER_KEY_CHARS": "max_parameter_key_chars",
@@ -69,19 +72,19 @@ def _int(name: str) -> int:
     return INT_SETTINGS[name] if value is None else value
 
 
-def flag_enabled() -> bool:
+def voz_feature_voice_flow_a() -> bool:
     return truthy(raw("VOZ_FEATURE_VOICE_FLOW_A", False))
 
 
-def debug() -> bool:
+def vozlia_debug() -> bool:
     return truthy(raw("VOZLIA_DEBUG", False))
 
 
-def wait_trigger_ms() -> int:
+def voice_wait_sound_trigger_ms() -> int:
     return _int("VOICE_WAIT_SOUND_TRIGGER_MS")
 
 
-def wait_repeat_ms() -> int:
+def voice_wait_sound_repeat_ms() -> int:
     return _int("VOICE_WAIT_SOUND_REPEAT_MS")
 
 
@@ -113,14 +116,14 @@ def max_streams() -> int:
     return _int("VOICEFLOW_MAX_STREAMS")
 
 
-def wait_sound_file() -> str:
+def voice_wait_sound_file() -> str:
     return str(raw("VOICE_WAIT_SOUND_FILE", "") or "").strip()
 
 
 def chime_audio() -> bytes:
     """The chime as mu-law: VOICE_WAIT_SOUND_FILE, else the built-in one. Read once per path (a
     system check has already refused a file that cannot be played)."""
-    path = wait_sound_file()
+    path = voice_wait_sound_file()
     return _load_sound(path) if path else synthesize_chime()
 
 
@@ -129,7 +132,7 @@ def _load_sound(path: str) -> bytes:
     return load_wav(path)
 
 
-def auth_token() -> str:
+def twilio_auth_token() -> str:
     return str(raw("TWILIO_AUTH_TOKEN", "") or "")
 
 

@@ -135,11 +135,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
-        self.debug = conf.debug()
+        self.debug = conf.vozlia_debug()
         wait = WaitState(
-            conf.wait_trigger_ms(),
+            conf.voice_wait_sound_trigger_ms(),
             lambda: int(loop.time() * 1000),
-            repeat_ms=conf.wait_repeat_ms(),
+            repeat_ms=conf.voice_wait_sound_repeat_ms(),
             debug=self.debug,
         )
         self.playback = Playback(
@@ -265,7 +265,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.clear()
 
     def _refusal(self) -> str | None:
-        token = conf.auth_token()
+        token = conf.twilio_auth_token()
         if not token:
             return None
         signature = header_signature(self.scope.get("headers", []))

@@ -102,7 +102,7 @@ def _marks(step: Step) -> list[str]:
 
 async def _route_accepts(enabled: bool) -> bool:
     headers = []
-    token = conf.auth_token()
+    token = conf.twilio_auth_token()
     if token:
         url = f"{conf.public_url()}/{STREAM_PATH}"
         headers.append((b"x-twilio-signature", compute_signature(token, url).encode()))
@@ -155,7 +155,7 @@ def security_checks() -> Result:
         return {"ok": False, "message": "; ".join(failures)}
     signing = (
         "on"
-        if conf.auth_token()
+        if conf.twilio_auth_token()
         else "OFF (TWILIO_AUTH_TOKEN unset: fine locally, not in production)"
     )
     return {

@@ -45,7 +45,7 @@ def websocket_urlpatterns(
     """The app's routes, to add to a URLRouter of your own: empty when the flag is off."""
     if not (isinstance(consumer, type) and issubclass(consumer, TwilioStreamConsumer)):
         raise TypeError(f"consumer must be a TwilioStreamConsumer subclass, not {consumer!r}")
-    enabled = conf.flag_enabled() if enabled is None else enabled
+    enabled = conf.voz_feature_voice_flow_a() if enabled is None else enabled
     return [path(STREAM_PATH, consumer.as_asgi())] if enabled else []
 
 
@@ -63,7 +63,7 @@ def build_router(
     if errors:
         raise ImproperlyConfigured("\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
     patterns = websocket_urlpatterns(enabled, consumer)
-    if patterns and not conf.auth_token():
+    if patterns and not conf.twilio_auth_token():
         log.warning(
             "voiceflow: TWILIO_AUTH_TOKEN is not set, so /%s accepts unsigned websocket upgrades."
             " Set TWILIO_AUTH_TOKEN and VOICEFLOW_PUBLIC_URL before exposing it.",

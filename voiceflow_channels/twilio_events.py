@@ -36,7 +36,7 @@ _DTMF_RE = re.compile(r"[0-9*#A-D]")
 class Limits:
     """Bounds on everything a caller controls; defaults fit Twilio's real traffic with margin."""
 
-    max_message_chars: int = 16_384
+    max_message_bytes: int = 16_384
     max_payload_bytes: int = 8_000
     max_custom_parameters: int = 16
     max_parameter_key_chars: int = 64
