@@ -57,16 +57,16 @@ def handled(monkeypatch):
 
         async def wrapper(self, message, _original=original):
             await _original(self, message)
-            seen.put_nowait((self, message["type"]))
+            seen.put_nowait((self, message.type))
 
         monkeypatch.setattr(TwilioStreamConsumer, name, wrapper)
-    joined = TwilioStreamConsumer._joined
+    joined = TwilioStreamConsumer._join_layer
 
     async def joined_wrapper(self):
         await joined(self)
         seen.put_nowait((self, "joined"))
 
-    monkeypatch.setattr(TwilioStreamConsumer, "_joined", joined_wrapper)
+    monkeypatch.setattr(TwilioStreamConsumer, "_join_layer", joined_wrapper)
     return seen
 
 

@@ -15,7 +15,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from tests.conftest import STREAM, expect_server_close, send_all
-from voiceflow_channels import audio, consumers, wait
+from tests.utils import metric
+from voiceflow_channels import audio, wait
 from voiceflow_channels.chime import synthesize_chime
 from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.routing import build_router
@@ -240,7 +241,7 @@ async def test_a_lost_part_through_the_layer_is_counted_and_logged(assistant, su
 )
 async def test_hostile_audio_from_the_layer_is_ignored_and_counted(assistant, caplog, bad):
     call, ws, _ = await started()
-    before = consumers.counters["layer_message_ignored"]
+    before = metric("voiceflow_layer_failures_total", kind="bad_message")
     message = {
         "type": "voiceflow.audio.play",
         "utterance": "u1",
@@ -254,7 +255,7 @@ async def test_hostile_audio_from_the_layer_is_ignored_and_counted(assistant, ca
     await audio.aplay(call.call_sid, b"\x10" * 100 * MS, label="after")
     sent = await take(ws, 2)
     assert media_ms(sent) == [100], "the bad message played nothing; the next one plays"
-    assert consumers.counters["layer_message_ignored"] == before + 1
+    assert metric("voiceflow_layer_failures_total", kind="bad_message") == before + 1
     assert "voiceflow ignored layer message" in caplog.text
     await send_all(ws, [call.stop()])
     await expect_server_close(ws)
@@ -297,6 +298,47 @@ async def test_audio_past_the_queue_bound_is_refused_counted_and_logged(
         "queued (VOICEFLOW_MAX_QUEUED_AUDIO_MS=1000)"
     ) in caplog.text
     assert ("playback", "speech", 0, 800) in assistant.events
+
+
+class Buggy(Assistant):
+    """An assistant whose wait handling has a bug that raises a ValueError (the exception
+    validation raises, too): the first wait trips it."""
+
+    tripped = 0
+
+    def start_wait(self, reason: str) -> None:
+        if not Buggy.tripped:
+            Buggy.tripped += 1
+            raise ValueError("a bug, not a bad message")
+        super().start_wait(reason)
+
+
+async def test_a_handler_that_raises_is_a_logged_error_and_later_messages_still_arrive(
+    assistant, caplog
+):
+    Buggy.tripped = 0
+    call = SimulatedCall()
+    ws = WebsocketCommunicator(build_router(consumer=Buggy), STREAM)
+    assert (await ws.connect())[0]
+    await send_all(ws, [call.connected(), call.start()])
+    consumer = await asyncio.wait_for(Assistant.started.get(), 5)
+    bad = metric("voiceflow_layer_failures_total", kind="bad_message")
+    errors = metric("voiceflow_internal_errors_total", where="layer_handler")
+    await wait.astart(call.call_sid, "first")
+    await audio.aplay(call.call_sid, b"\x10" * 100 * MS, label="after")
+    assert media_ms(await take(ws, 2)) == [100], "the message after the bug still arrives"
+    await wait.astart(call.call_sid, "second")
+    await audio.aplay(call.call_sid, b"\x10" * 100 * MS, label="last")
+    assert media_ms(await take(ws, 2)) == [100], "the layer delivers in order: after the wait"
+    assert consumer.call.wait.waits_started == 1, "the second wait went through"
+    await send_all(ws, [call.stop()])
+    await expect_server_close(ws)
+    assert metric("voiceflow_internal_errors_total", where="layer_handler") == errors + 1
+    assert metric("voiceflow_layer_failures_total", kind="bad_message") == bad
+    assert "voiceflow ignored layer message" not in caplog.text
+    record = next(r for r in caplog.records if "layer handler" in r.getMessage())
+    assert record.exc_info and "a bug, not a bad message" in str(record.exc_info[1])
+    assert f"for voiceflow.wait.start raised callSid={call.call_sid}" in record.getMessage()
 
 
 def test_build_router_mounts_only_consumer_subclasses(flag_on):

@@ -15,7 +15,7 @@ from tests.conftest import (
     send_all,
     yield_to_loop,
 )
-from voiceflow_channels import consumers
+from tests.utils import metric
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.streams import STREAMS
@@ -24,7 +24,7 @@ from voiceflow_channels.streams import STREAMS
 async def test_a_stream_that_never_starts_is_closed_counted_and_logs_one_line(
     flag_on, monkeypatch, caplog, summaries
 ):
-    before = consumers.counters["timeout_start"]
+    before = metric("voiceflow_timeouts_total", kind="start")
     ws = await open_stream()
     await send_all(ws, [SimulatedCall().connected()])
     jump_loop_clock(monkeypatch, 4.9)
@@ -33,7 +33,7 @@ async def test_a_stream_that_never_starts_is_closed_counted_and_logs_one_line(
     jump_loop_clock(monkeypatch, 0.2)  # 5.1 s in all
     await yield_to_loop()
     await expect_server_close(ws)
-    assert consumers.counters["timeout_start"] == before + 1
+    assert metric("voiceflow_timeouts_total", kind="start") == before + 1
     assert "voiceflow closed stream callSid=-: no start within VOICEFLOW_START_TIMEOUT_S=5" in (
         caplog.text
     )
@@ -70,13 +70,13 @@ async def test_frames_keep_a_stream_alive(flag_on, monkeypatch, summaries):
 
 async def test_past_the_stream_cap_upgrades_are_refused_and_counted(flag_on, caplog):
     flag_on.VOICEFLOW_MAX_STREAMS = 1
-    before = consumers.counters["refused_at_capacity"]
+    before = metric("voiceflow_upgrades_refused_total", reason="at_capacity")
     first = await open_stream()
     refused = WebsocketCommunicator(build_router(), STREAM)
     connected, _ = await refused.connect()
     assert not connected
     await refused.disconnect()
-    assert consumers.counters["refused_at_capacity"] == before + 1
+    assert metric("voiceflow_upgrades_refused_total", reason="at_capacity") == before + 1
     assert "at capacity (1 live streams, VOICEFLOW_MAX_STREAMS=1)" in caplog.text
     call = SimulatedCall(n=33)
     await send_all(first, [call.start(), call.media(), call.stop()])

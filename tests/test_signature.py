@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from tests.conftest import STREAM, expect_server_close, open_stream, send_all
-from voiceflow_channels import consumers
+from tests.utils import metric
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.signature import (
     compute_signature,
@@ -107,12 +107,12 @@ async def test_valid_signature_is_accepted_whatever_the_host_header(signed, summ
 )
 async def test_missing_or_wrong_signature_is_refused_before_accept(signed, caplog, headers, why):
     caplog.set_level(logging.INFO, logger="voiceflow_channels")
-    before = consumers.counters["refused_signature"]
+    before = metric("voiceflow_upgrades_refused_total", reason="signature")
     communicator = WebsocketCommunicator(build_router(), STREAM, headers)
     connected, _ = await communicator.connect()
     assert not connected
     await communicator.disconnect()
-    assert consumers.counters["refused_signature"] == before + 1
+    assert metric("voiceflow_upgrades_refused_total", reason="signature") == before + 1
     messages = [r.getMessage() for r in caplog.records]
     assert f"voiceflow refused upgrade to /twilio/stream: {why}" in messages
     assert not any(TOKEN in m or "bm9wZQ" in m for m in messages), "no secret in the log"

@@ -14,6 +14,7 @@ from tests.conftest import (
     send_all,
     yield_to_loop,
 )
+from tests.utils import metric
 from voiceflow_channels import wait
 from voiceflow_channels.simulated_call import SimulatedCall
 
@@ -70,7 +71,7 @@ async def test_chime_timer_is_cancelled(flag_on, handled, monkeypatch, ender):
     call, ws = await started(handled, 4)
     await wait.astart(call.call_sid, "llm")
     consumer, _ = await asyncio.wait_for(handled.get(), 5)
-    assert consumer._chime_timer is not None
+    assert consumer.outbox._chime_timer is not None
     if ender == "wait.end":
         await wait.aend(call.call_sid)
         await asyncio.wait_for(handled.get(), 5)
@@ -79,7 +80,7 @@ async def test_chime_timer_is_cancelled(flag_on, handled, monkeypatch, ender):
         assert await ws.receive_output(5) == {"type": "websocket.close"}
     else:
         await ws.disconnect()
-    assert consumer._chime_timer is None
+    assert consumer.outbox._chime_timer is None
     jump_loop_clock(monkeypatch, 120.0)
     await yield_to_loop()
     assert consumer.call.wait.chimes_due == 0
@@ -165,7 +166,6 @@ def test_sync_api_without_a_layer_says_what_to_set(settings):
 
 async def test_a_dead_layer_costs_the_call_its_waits_never_the_call(flag_on, summaries, caplog):
     from tests.servers import free_port
-    from voiceflow_channels import consumers
 
     flag_on.CHANNEL_LAYERS = {
         "default": {
@@ -173,11 +173,11 @@ async def test_a_dead_layer_costs_the_call_its_waits_never_the_call(flag_on, sum
             "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}/0"]},  # nothing listens
         }
     }
-    before = consumers.counters["layer_join_failed"]
+    before = metric("voiceflow_layer_failures_total", kind="join")
     call = SimulatedCall(n=8)
     ws = await open_stream()
     await send_all(ws, [call.connected(), call.start(), call.media(), call.media(), call.stop()])
     await expect_server_close(ws)
-    assert consumers.counters["layer_join_failed"] == before + 1
+    assert metric("voiceflow_layer_failures_total", kind="join") == before + 1
     assert f"voiceflow could not join the layer callSid={call.call_sid}" in caplog.text
     assert "frames=2" in summaries()[0]

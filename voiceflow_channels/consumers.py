@@ -1,12 +1,12 @@
-"""The websocket consumer for one Twilio Media Stream: a thin adapter over `CallState` (what
-arrives) and `Playback` (what the caller hears), with hooks for an assistant."""
+"""The websocket consumer for one Twilio Media Stream: the hooks an assistant overrides, and the
+wiring of each frame to `CallState` (what arrives), the `Outbox` (what the caller hears), the
+`CallLayer` (messages from any process) and the `Watchdog` (timeouts)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -15,41 +15,27 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from . import conf, metrics
+from .call_layer import CallLayer
 from .call_state import CallState
 from .layer_messages import (
     AudioClear,
     AudioPlay,
+    LayerMessage,
     WaitEnd,
     WaitStart,
     check_audio,
     check_label,
     clean_reason,
 )
-from .playback import Clear, Mark, Media, Outbound, Playback, Step, Utterance
+from .outbox import Outbox
+from .playback import Playback, Utterance
 from .signature import header_signature, is_valid_signature
 from .streams import STREAMS
-from .twilio_events import StreamStart, clear_message, mark_message, media_message
-from .wait import group_name
+from .twilio_events import StreamStart
 from .wait_state import WaitState
+from .watchdog import Watchdog
 
 log = logging.getLogger("voiceflow_channels")
-
-LAYER_TYPE_PREFIX = "voiceflow."
-# A layer receive that fails (a Redis timeout under load, Redis down) is retried, backing off
-# to this. A restarted Redis has lost the call's group, and waits miss the call until its retry
-# re-joins it: up to this long after Redis is back. Each retry is one refused connect per call.
-LAYER_RETRY_SECONDS = 0.5
-LAYER_RETRY_MAX_SECONDS = 5.0
-
-CHIME_LABEL = "chime"
-
-# Process-wide counters: "refused_signature", "refused_draining", "refused_at_capacity",
-# "layer_join_failed", "layer_leave_failed", "layer_message_ignored", "hook_errors",
-# "refused_audio", "timeout_start", "timeout_idle". The same events go to `metrics`.
-counters: Counter[str] = Counter()
-# The idle check looks at a stream this many times per VOICEFLOW_IDLE_TIMEOUT_S: a stream is
-# closed between 1 and 1.25 timeouts after its last frame, with no per-frame timer.
-IDLE_CHECKS = 4
 
 
 class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
@@ -64,6 +50,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
 
     call: CallState
     playback: Playback
+    outbox: Outbox
 
     async def on_start(self, start: StreamStart) -> None:
         """The stream started: who is calling (`start.callSid`, `start.tenant_id`, ...)."""
@@ -91,12 +78,12 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         audio = check_audio(mulaw)
         if self._finished:
             return
-        await self._speak(label, audio, None, final=True)
+        await self.outbox.play(label, audio, None, final=True)
 
     async def clear(self) -> None:
         """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""
-        self._take(self.playback.clear())
-        await self._flush()
+        self.outbox.take(self.playback.clear())
+        await self.outbox.flush()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         # Channels' own loop (await_many_dispatch) costs a task and an asyncio.wait per frame;
@@ -104,14 +91,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self._layer_task: asyncio.Task | None = None
-        self._chime_timer: asyncio.TimerHandle | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self.layer: CallLayer | None = None
         self._finished = False
-        self._outbox: deque[str] = deque()
-        self._ended: deque[Utterance] = deque()
-        self._flushing = False
-        self._tasks: set[asyncio.Task] = set()
         self._hears = type(self).on_audio is not TwilioStreamConsumer.on_audio
         try:
             while True:
@@ -124,7 +105,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            self._stop_background()
+            if hasattr(self, "call"):
+                self.outbox.cancel()
+                self.watchdog.cancel()
+            if self.layer is not None:
+                self.layer.cancel()
 
     async def dispatch(self, message: dict) -> None:
         # This consumer never touches the DB: no close_old_connections thread hop per message.
@@ -146,11 +131,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
         )
         self.call = CallState(wait, conf.limits(), self.playback, loop.time)
-        self.chime = conf.chime_audio()
+        self.outbox = Outbox(self.call, conf.chime_audio(), self._send_text, self._report)
+        self.watchdog = Watchdog(self.call, self._time_out)
         refusal = self._refusal()
         if refusal:
             self._finished = True
-            counters["refused_signature"] += 1
             metrics.REFUSED.labels("signature").inc()
             log.warning("voiceflow refused upgrade to %s: %s", self.scope.get("path"), refusal)
             await self.close()
@@ -158,7 +143,6 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         busy = STREAMS.refusal(conf.max_streams())
         if busy:
             self._finished = True
-            counters[f"refused_{busy}"] += 1
             metrics.REFUSED.labels(busy).inc()
             log.warning(
                 "voiceflow refused upgrade to %s: %s (%d live streams, VOICEFLOW_MAX_STREAMS=%d)",
@@ -172,9 +156,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         STREAMS.add(self)
         metrics.CALLS_ACTIVE.inc()
-        self._idle_seen = -1
-        self._idle_checks = 0
-        self._watch(conf.start_timeout_s(), self._start_timed_out)
+        self.watchdog.await_start()
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -186,13 +168,19 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self._hook(self.on_audio, call.audio)
             return
         if kind == "mark":
-            self._take(self.playback.on_mark(call.last_mark))
-            await self._flush()
+            self.outbox.take(self.playback.on_mark(call.last_mark))
+            await self.outbox.flush()
         elif kind == "dtmf":
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
-            self._watch(conf.idle_timeout_s() / IDLE_CHECKS, self._idle_check)
-            await self._joined()
+            self.watchdog.watch_idle()
+            await self._join_layer()
+            log.info(
+                "voiceflow start callSid=%s streamSid=%s tenant=%s",
+                call.call_sid,
+                call.stream_sid,
+                call.tenant_id or "-",
+            )
             if type(self).on_start is not TwilioStreamConsumer.on_start:
                 await self._hook(self.on_start, StreamStart.model_validate(call.start))
         elif kind == "stop":
@@ -203,66 +191,72 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def websocket_disconnect(self, message: dict) -> None:
         await self._finish("disconnect")
-        for group in self.groups:
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception as exc:  # the group expires on its own (group_expiry)
-                counters["layer_leave_failed"] += 1
-                metrics.LAYER_FAILURES.labels("leave").inc()
-                log.warning("voiceflow could not leave %s (%s: %s)", group, type(exc).__name__, exc)
+        if self.layer is not None:
+            await self.layer.leave()
         await self.disconnect(message.get("code"))
         raise StopConsumer
 
     def start_wait(self, reason: str) -> None:
         """The assistant started working: enter the wait; the chime plays past the threshold."""
-        wait = self.call.wait
-        wait.notify_wait_start(clean_reason(reason))
-        self._arm_chime()
+        self.call.wait.notify_wait_start(clean_reason(reason))
+        self.outbox.arm_chime()
 
     def end_wait(self) -> None:
         """The assistant is done: leave the wait, and the chime stops at once."""
-        self._disarm_chime()
+        self.outbox.disarm_chime()
         self.call.wait.notify_wait_end()
-        self._take(self.playback.clear_filler())
-        self._spawn(self._flush())
+        self.outbox.take(self.playback.clear_filler())
+        self.outbox.flush_soon()
 
-    async def voiceflow_wait_start(self, message: dict) -> None:
-        start = WaitStart.model_validate(message)
-        if not self._finished:
-            self.start_wait(start.reason)
+    async def voiceflow_wait_start(self, message: WaitStart) -> None:
+        self.start_wait(message.reason)
 
-    async def voiceflow_wait_end(self, message: dict) -> None:
-        WaitEnd.model_validate(message)
-        if not self._finished:
-            self.end_wait()
+    async def voiceflow_wait_end(self, message: WaitEnd) -> None:
+        self.end_wait()
 
-    async def voiceflow_audio_play(self, message: dict) -> None:
-        part = AudioPlay.model_validate(message)
-        if self._finished:
-            return
-        if part.part:
-            lost = self.playback.lost_parts
-            step = self.playback.extend(
-                part.utterance, part.audio, final=part.final, part=part.part
+    async def voiceflow_audio_play(self, message: AudioPlay) -> None:
+        if not message.part:
+            await self.outbox.play(
+                message.label, message.audio, message.utterance, final=message.final
             )
-            if self.playback.lost_parts != lost:
-                metrics.LAYER_FAILURES.labels("lost_audio").inc(self.playback.lost_parts - lost)
-                log.warning(
-                    "voiceflow audio parts never arrived callSid=%s utterance=%s before part %d "
-                    "(a channel layer over capacity drops messages: raise its capacity)",
-                    self.call.call_sid,
-                    part.utterance,
-                    part.part,
-                )
-            self._take(step)
-            await self._flush()
-        else:
-            await self._speak(part.label, part.audio, part.utterance, final=part.final)
+            return
+        lost = self.playback.lost_parts
+        step = self.playback.extend(
+            message.utterance, message.audio, final=message.final, part=message.part
+        )
+        if self.playback.lost_parts != lost:
+            metrics.LAYER_FAILURES.labels("lost_audio").inc(self.playback.lost_parts - lost)
+            log.warning(
+                "voiceflow audio parts never arrived callSid=%s utterance=%s before part %d "
+                "(a channel layer over capacity drops messages: raise its capacity)",
+                self.call.call_sid,
+                message.utterance,
+                message.part,
+            )
+        self.outbox.take(step)
+        await self.outbox.flush()
 
-    async def voiceflow_audio_clear(self, message: dict) -> None:
-        AudioClear.model_validate(message)
+    async def voiceflow_audio_clear(self, message: AudioClear) -> None:
+        await self.clear()
+
+    async def drain_close(self) -> None:
+        """The process drains and this call outlived VOICEFLOW_DRAIN_SECONDS: end it cleanly."""
+        await self._finish("drained")
+        await self.close()
+
+    async def _join_layer(self) -> None:
+        if self.channel_layer is None:
+            return
+        layer = CallLayer(self.channel_layer, self.call.call_sid or "", self._layer_message)
+        if await layer.join():
+            self.layer = layer
+            self.channel_name = layer.channel_name
+
+    async def _layer_message(self, message: LayerMessage) -> None:
+        """A parsed message from the call's group, to the handler named after its type (as
+        Channels names them: `voiceflow.wait.start` -> `voiceflow_wait_start`)."""
         if not self._finished:
-            await self.clear()
+            await getattr(self, get_handler_name({"type": message.type}))(message)
 
     def _refusal(self) -> str | None:
         token = conf.twilio_auth_token()
@@ -276,177 +270,24 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             return f"X-Twilio-Signature does not match {url}"
         return None
 
-    async def _joined(self) -> None:
-        """Join the call's group (so waits from anywhere reach it), then log the start. A layer
-        that fails (Redis down, its pool exhausted) costs the call its waits, never the call."""
-        call = self.call
-        if self.channel_layer is not None:
-            try:
-                self.channel_name = await self.channel_layer.new_channel()
-                group = group_name(call.call_sid)
-                await self.channel_layer.group_add(group, self.channel_name)
-            except Exception as exc:
-                counters["layer_join_failed"] += 1
-                metrics.LAYER_FAILURES.labels("join").inc()
-                log.warning(
-                    "voiceflow could not join the layer callSid=%s (%s: %s): waits will not "
-                    "reach this call",
-                    call.call_sid,
-                    type(exc).__name__,
-                    exc,
-                )
-            else:
-                self.groups.append(group)
-                self._layer_task = asyncio.create_task(self._pump_layer())
-        log.info(
-            "voiceflow start callSid=%s streamSid=%s tenant=%s",
-            call.call_sid,
-            call.stream_sid,
-            call.tenant_id or "-",
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def _report(self, utterance: Utterance) -> None:
+        await self._hook(
+            self.on_playback, utterance.label, utterance.played_ms, utterance.cleared_ms
         )
-
-    async def _pump_layer(self) -> None:
-        """Hand the call's layer messages to their handlers while it lives. A failing layer is
-        retried with backoff, and the call re-joins its group before it listens again: a Redis
-        that restarted has forgotten the group, and no wait would reach the call."""
-        failures = 0  # in a row, since the last message: they set the backoff
-        rejoin = False
-        while True:
-            step = "join" if rejoin else "receive"
-            try:
-                if rejoin:
-                    await self._rejoin(failures)
-                    rejoin, step = False, "receive"
-                message = await self.channel_layer.receive(self.channel_name)
-            except Exception as exc:
-                failures += 1
-                rejoin = True
-                if step == "join":
-                    counters["layer_join_failed"] += 1
-                metrics.LAYER_FAILURES.labels(step).inc()
-                retry = min(LAYER_RETRY_SECONDS * 2 ** (failures - 1), LAYER_RETRY_MAX_SECONDS)
-                log.warning(
-                    "voiceflow layer %s failed callSid=%s (%s: %s); retrying in %.1fs",
-                    step,
-                    self.call.call_sid,
-                    type(exc).__name__,
-                    exc,
-                    retry,
-                )
-                await asyncio.sleep(retry)
-                continue
-            failures = 0
-            # Only our own message types: a websocket.* message on the layer is not a frame.
-            kind = message.get("type")
-            try:
-                if not (isinstance(kind, str) and kind.startswith(LAYER_TYPE_PREFIX)):
-                    raise ValueError(f"type {kind!r} is not {LAYER_TYPE_PREFIX}*")
-                await self.dispatch(message)
-            except ValueError as exc:  # pydantic's ValidationError included
-                counters["layer_message_ignored"] += 1
-                metrics.LAYER_FAILURES.labels("bad_message").inc()
-                log.warning(
-                    "voiceflow ignored layer message callSid=%s: %s", self.call.call_sid, exc
-                )
-
-    async def _rejoin(self, failures: int) -> None:
-        """Join the call's groups again after `failures` failed layer calls (adding a member
-        twice is harmless); raises what the layer raises."""
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        log.info(
-            "voiceflow re-joined the layer callSid=%s after %d failures",
-            self.call.call_sid,
-            failures,
-        )
-
-    async def _speak(self, label: str, mulaw: bytes, key: str | None, *, final: bool) -> None:
-        refused = self.playback.refused
-        self._take(self.playback.play(label, mulaw, key=key, final=final))
-        if self.playback.refused != refused:
-            counters["refused_audio"] += 1
-            log.warning(
-                "voiceflow refused %d ms of %s audio callSid=%s: %d ms already queued "
-                "(VOICEFLOW_MAX_QUEUED_AUDIO_MS=%d)",
-                len(mulaw) // 8,
-                label,
-                self.call.call_sid,
-                self.playback.unsettled_ms,
-                self.playback.max_queued_ms,
-            )
-        await self._flush()
-
-    def _take(self, step: Step) -> None:
-        """Queue a playback step's messages in order (none once the call is over) and its ended
-        utterances for `on_playback`; `_flush` sends and reports them."""
-        if not self._finished:
-            sid = self.call.stream_sid
-            self._outbox.extend(_render(sid, message) for message in step.outbound)
-        self._ended.extend(step.ended)
-
-    async def _flush(self) -> None:
-        """Send the outbox in order, one sender at a time, then run `on_playback` for ended
-        utterances; then the chime may be due, now that nothing plays."""
-        if self._flushing:
-            return  # the running flush sends what was just queued, in order
-        self._flushing = True
-        try:
-            while self._outbox or self._ended:
-                if self._outbox:
-                    await self.send(text_data=self._outbox.popleft())
-                else:
-                    u = self._ended.popleft()
-                    await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
-        finally:
-            self._flushing = False
-        if not self._finished:
-            self._arm_chime()
 
     async def _hook(self, hook: Callable[..., Awaitable[None]], *args: Any) -> None:
         try:
             await hook(*args)
         except Exception:
             self.call.hook_errors += 1
-            counters["hook_errors"] += 1
             log.exception(
                 "voiceflow hook %s raised callSid=%s; the call goes on",
                 hook.__name__,
                 self.call.call_sid,
             )
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _arm_chime(self) -> None:
-        """Time the next chime: only while waiting and while nothing else plays."""
-        delay_ms = self.call.wait.ms_until_chime()
-        if delay_ms is None or self._chime_timer is not None or not self.playback.idle:
-            return
-        if delay_ms == 0:
-            self._chime_fired()
-            return
-        loop = asyncio.get_running_loop()
-        self._chime_timer = loop.call_later(delay_ms / 1000, self._chime_fired)
-
-    def _chime_fired(self) -> None:
-        self._chime_timer = None
-        if self.playback.idle and self.call.wait.record_chime_if_due():
-            self._take(self.playback.play(CHIME_LABEL, self.chime, filler=True))
-            self._spawn(self._flush())
-        else:
-            self._arm_chime()
-
-    def _disarm_chime(self) -> None:
-        if self._chime_timer is not None:
-            self._chime_timer.cancel()
-            self._chime_timer = None
-
-    async def drain_close(self) -> None:
-        """The process drains and this call outlived VOICEFLOW_DRAIN_SECONDS: end it cleanly."""
-        await self._finish("drained")
-        await self.close()
 
     async def _finish(self, how: str) -> None:
         """Once per call, `how` it ended (stop, disconnect, timeout, drained): stop timers, close
@@ -456,19 +297,13 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             return
         self._finished = True
         STREAMS.discard(self)
-        self._outbox.clear()  # nothing is sent after stop: Twilio would not play it
-        self._disarm_chime()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        self.watchdog.cancel()
         self.call.wait.notify_wait_end()
-        self._take(self.playback.end())
-        while self._ended:
-            u = self._ended.popleft()
-            await self._hook(self.on_playback, u.label, u.played_ms, u.cleared_ms)
+        await self.outbox.end()
         call = self.call
         if call.started:
             await self._hook(self.on_stop)
-        _publish(call, how)
+        metrics.publish_call(call, how)
         if call.started:
             said = "disconnect without stop" if how == "disconnect" else how
             log.info("voiceflow call ended (%s) %s", said, call.summary())
@@ -483,68 +318,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.close()
 
-    def _watch(self, seconds: float, check: Callable[[], None]) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._watchdog = asyncio.get_running_loop().call_later(seconds, check)
-
-    def _start_timed_out(self) -> None:
-        self._time_out(
-            "start", f"no start within VOICEFLOW_START_TIMEOUT_S={conf.start_timeout_s()}"
-        )
-
-    def _idle_check(self) -> None:
-        """No per-frame timer: every quarter timeout, has anything arrived since the last look?"""
-        seen = self.call.received
-        self._idle_checks = self._idle_checks + 1 if seen == self._idle_seen else 0
-        self._idle_seen = seen
-        if self._idle_checks >= IDLE_CHECKS:
-            self._time_out("idle", f"no frame for VOICEFLOW_IDLE_TIMEOUT_S={conf.idle_timeout_s()}")
-        else:
-            self._watch(conf.idle_timeout_s() / IDLE_CHECKS, self._idle_check)
-
     def _time_out(self, kind: str, why: str) -> None:
-        self._watchdog = None
-        counters[f"timeout_{kind}"] += 1
+        metrics.TIMEOUTS.labels(kind).inc()
         log.info("voiceflow closed stream callSid=%s: %s", self.call.call_sid or "-", why)
-        self._spawn(self._close_timed_out())
+        self.outbox.spawn(self._close_timed_out())
 
     async def _close_timed_out(self) -> None:
         await self._finish("timeout")
         await self.close()
-
-    def _stop_background(self) -> None:
-        self._disarm_chime()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        for task in (self._layer_task, *self._tasks):
-            if task is not None:
-                task.cancel()
-
-
-def _publish(call: CallState, how: str) -> None:
-    """A call's figures into the process metrics, once, at its end."""
-    metrics.CALLS_ACTIVE.dec()
-    metrics.CALLS_ENDED.labels(how).inc()
-    metrics.MEDIA_FRAMES.inc(call.frames)
-    for reason, count in call.drops.items():
-        metrics.DROPS.labels(reason).inc(count)
-    metrics.WAITS.inc(call.wait.waits_started)
-    metrics.CHIMES.inc(call.wait.chimes_due)
-    playback = call.playback
-    metrics.AUDIO_PLAYED_MS.inc(playback.played_ms)
-    metrics.AUDIO_CLEARED_MS.inc(playback.cleared_ms)
-    metrics.AUDIO_REFUSED.inc(playback.refused)
-    metrics.HOOK_ERRORS.inc(call.hook_errors)
-    p99 = call.lag.quantile(0.99)
-    if p99 is not None:
-        metrics.CALL_LAG_P99.observe(p99)
-
-
-def _render(stream_sid: str, message: Outbound) -> str:
-    if isinstance(message, Media):
-        return media_message(stream_sid, message.audio)
-    if isinstance(message, Mark):
-        return mark_message(stream_sid, message.name)
-    assert isinstance(message, Clear)
-    return clear_message(stream_sid)

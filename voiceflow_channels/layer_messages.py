@@ -1,15 +1,15 @@
 """The messages that reach a call through the channel layer, as pydantic models.
 
 Framework-free. They come from other processes (any code that can `group_send` to the call's
-group), so each is validated before it touches the call: a bad one is a clear ValidationError
-(a ValueError), logged and counted by the consumer, never a crash.
+group), so each is parsed by `parse_layer_message` before it touches the call: a bad one is a
+clear ValidationError (a ValueError), logged and counted by the consumer, never a crash.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 MAX_REASON_CHARS = 64
 MAX_LABEL_CHARS = 64
@@ -72,3 +72,19 @@ class AudioPlay(_LayerMessage):
 
 class AudioClear(_LayerMessage):
     type: Literal["voiceflow.audio.clear"]
+
+
+LayerMessage = WaitStart | WaitEnd | AudioPlay | AudioClear
+_LAYER_MESSAGE: TypeAdapter[LayerMessage] = TypeAdapter(
+    Annotated[LayerMessage, Field(discriminator="type")]
+)
+TYPE_PREFIX = "voiceflow."
+
+
+def parse_layer_message(message: Any) -> LayerMessage:
+    """The typed message, or a ValueError saying what is wrong with it (pydantic's
+    ValidationError is one): a type that is not `voiceflow.*` of ours, a missing or bad field."""
+    kind = message.get("type") if isinstance(message, dict) else None
+    if not (isinstance(kind, str) and kind.startswith(TYPE_PREFIX)):
+        raise ValueError(f"type {kind!r} is not {TYPE_PREFIX}*")
+    return _LAYER_MESSAGE.validate_python(message)

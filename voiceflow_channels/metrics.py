@@ -22,6 +22,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .call_state import CallState
 from .lag import BOUNDS_MS
 
 CALLS_ACTIVE = Gauge("voiceflow_calls_active", "Streams open now.", multiprocess_mode="livesum")
@@ -48,11 +49,36 @@ AUDIO_PLAYED_MS = Counter(
 AUDIO_CLEARED_MS = Counter("voiceflow_audio_cleared_ms", "Outbound audio queued then cleared, ms.")
 AUDIO_REFUSED = Counter("voiceflow_audio_refused", "Plays refused past the queue bound.")
 HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
+INTERNAL_ERRORS = Counter(
+    "voiceflow_internal_errors",
+    "Exceptions caught so that a call goes on, by where: layer_handler (a bug, never a bad "
+    "message: those are layer failures).",
+    ["where"],
+)
+TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, idle.", ["kind"])
 CALL_LAG_P99 = Histogram(
     "voiceflow_call_inbound_lag_p99_ms",
     "Calls by the p99 of their inbound lag (media.timestamp against arrival), ms.",
     buckets=BOUNDS_MS,
 )
+
+
+def publish_call(call: CallState, how: str) -> None:
+    """A call's figures into the process metrics, once, at its end."""
+    CALLS_ACTIVE.dec()
+    CALLS_ENDED.labels(how).inc()
+    MEDIA_FRAMES.inc(call.frames)
+    for reason, count in call.drops.items():
+        DROPS.labels(reason).inc(count)
+    WAITS.inc(call.wait.waits_started)
+    CHIMES.inc(call.wait.chimes_due)
+    AUDIO_PLAYED_MS.inc(call.playback.played_ms)
+    AUDIO_CLEARED_MS.inc(call.playback.cleared_ms)
+    AUDIO_REFUSED.inc(call.playback.refused)
+    HOOK_ERRORS.inc(call.hook_errors)
+    p99 = call.lag.quantile(0.99)
+    if p99 is not None:
+        CALL_LAG_P99.observe(p99)
 
 
 def render() -> tuple[bytes, str]:
