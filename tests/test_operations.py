@@ -7,7 +7,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
-from tests.conftest import (
+from tests.utils import (
     STREAM,
     expect_server_close,
     jump_loop_clock,
