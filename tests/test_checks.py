@@ -1,43 +1,100 @@
-"""System checks, the settings module and the selftest command."""
+"""System checks, the settings module and the selftest command.
+
+The checks are tested as django-cors-headers tests its own: each configuration's exact list of
+check IDs, from the check functions themselves, so a second error (or a missing one) shows."""
 
 from __future__ import annotations
 
 import wave
 
 import pytest
+from django.core.checks import CheckMessage
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
 from voiceflow_channels import conf
+from voiceflow_channels.checks import check_deploy, check_settings
 from voiceflow_channels.chime import synthesize_chime, write_wav
 from voiceflow_channels.mulaw import linear_to_mulaw, mulaw_to_linear
 from voiceflow_channels.routing import build_router
 
+E001 = "voiceflow_channels.E001"
+E002 = "voiceflow_channels.E002"
+E003 = "voiceflow_channels.E003"
+E004 = "voiceflow_channels.E004"
+E005 = "voiceflow_channels.E005"
+W001 = "voiceflow_channels.W001"
+W002 = "voiceflow_channels.W002"
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_the_defaults_raise_nothing():
+    assert ids(check_settings()) == []
+    assert ids(check_deploy()) == []
+
+
+def test_the_defaults_pass_manage_py_check(capsys):
+    call_command("check")
+    assert "System check identified no issues" in capsys.readouterr().out
+
+
+def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
+    settings.TWILIO_AUTH_TOKEN = "secret-token"
+    settings.VOICEFLOW_PUBLIC_URL = "wss://voice.example.com"
+    assert ids(check_settings()) == []
+    assert ids(check_deploy()) == []
+
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("name", "value", "unit"),
     [
-        ("VOICE_WAIT_SOUND_TRIGGER_MS", "soon"),
-        ("VOICE_WAIT_SOUND_TRIGGER_MS", -1),
-        ("VOICE_WAIT_SOUND_TRIGGER_MS", "1.5"),
-        ("VOICE_WAIT_SOUND_TRIGGER_MS", True),
-        ("VOICEFLOW_MAX_MESSAGE_BYTES", 0),
-        ("VOICEFLOW_MAX_TENANT_CHARS", "many"),
-        ("VOICE_WAIT_SOUND_REPEAT_MS", 0),
-        ("VOICEFLOW_PLAYBACK_LEAD_MS", "300ms"),
-        ("VOICEFLOW_MARK_EVERY_MS", -20),
-        ("VOICEFLOW_MAX_QUEUED_AUDIO_MS", None),
+        ("VOICE_WAIT_SOUND_TRIGGER_MS", "soon", "milliseconds"),
+        ("VOICE_WAIT_SOUND_TRIGGER_MS", -1, "milliseconds"),
+        ("VOICE_WAIT_SOUND_TRIGGER_MS", "1.5", "milliseconds"),
+        ("VOICE_WAIT_SOUND_TRIGGER_MS", True, "milliseconds"),
+        ("VOICE_WAIT_SOUND_REPEAT_MS", 0, "milliseconds"),
+        ("VOICEFLOW_PLAYBACK_LEAD_MS", "300ms", "milliseconds"),
+        ("VOICEFLOW_MARK_EVERY_MS", -20, "milliseconds"),
+        ("VOICEFLOW_MAX_QUEUED_AUDIO_MS", None, "milliseconds"),
+        ("VOICEFLOW_DRAIN_SECONDS", -1, "seconds"),
+        ("VOICEFLOW_START_TIMEOUT_S", 0, "seconds"),
+        ("VOICEFLOW_IDLE_TIMEOUT_S", "ten", "seconds"),
+        ("VOICEFLOW_MAX_STREAMS", 0, "streams"),
+        ("VOICEFLOW_MAX_MESSAGE_BYTES", 0, "bytes"),
+        ("VOICEFLOW_MAX_TENANT_CHARS", "many", "characters"),
+        ("VOICEFLOW_MAX_CUSTOM_PARAMETERS", -3, "parameters"),
     ],
 )
-def test_bad_integer_settings_are_errors_naming_setting_value_and_fix(settings, name, value):
+def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(
+    settings, name, value, unit
+):
     setattr(settings, name, value)
+    [error] = check_settings()
+    assert error.id == E001
+    assert error.msg.startswith(f"{name}={value!r} is not a whole number >= ")
+    assert error.hint.startswith(f"Set {name} to a whole number of {unit} >= ")
+    assert error.hint.endswith(f"or unset it for the default ({conf.INT_SETTINGS[name]}).")
+
+
+@pytest.mark.parametrize("name", ["VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS"])
+def test_zero_is_allowed_where_it_means_at_once(settings, name):
+    setattr(settings, name, 0)
+    assert ids(check_settings()) == []
+
+
+def test_manage_py_check_stops_on_a_bad_setting_and_shows_its_hint(settings):
+    settings.VOICE_WAIT_SOUND_TRIGGER_MS = "soon"
     with pytest.raises(SystemCheckError) as error:
         call_command("check")
     text = str(error.value)
     assert "voiceflow_channels.E001" in text
-    assert f"{name}={value!r}" in text
-    assert "HINT: Set " in text
+    assert "VOICE_WAIT_SOUND_TRIGGER_MS='soon' is not a whole number >= 0." in text
+    assert "HINT: Set VOICE_WAIT_SOUND_TRIGGER_MS to a whole number of milliseconds >= 0" in text
 
 
 def test_bad_settings_stop_the_router_from_being_built(settings):
@@ -50,22 +107,59 @@ def test_bad_settings_stop_the_router_from_being_built(settings):
     ("every", "lead", "queued"),
     [(30, 300, 60000), (200, 100, 60000), (100, 300, 200)],
 )
-def test_playback_settings_that_do_not_fit_together_are_an_error(settings, every, lead, queued):
+def test_playback_settings_that_do_not_fit_together_are_one_error(settings, every, lead, queued):
     settings.VOICEFLOW_MARK_EVERY_MS = every
     settings.VOICEFLOW_PLAYBACK_LEAD_MS = lead
     settings.VOICEFLOW_MAX_QUEUED_AUDIO_MS = queued
+    [error] = check_settings()
+    assert error.id == E004
+    assert error.msg == (
+        f"VOICEFLOW_MARK_EVERY_MS={every}, VOICEFLOW_PLAYBACK_LEAD_MS={lead} and "
+        f"VOICEFLOW_MAX_QUEUED_AUDIO_MS={queued} do not fit together."
+    )
+    assert "multiple of 20" in error.hint
+
+
+@pytest.mark.parametrize("name", ["VOICEFLOW_PLAYBACK_LEAD_MS", "VOICEFLOW_MAX_QUEUED_AUDIO_MS"])
+def test_a_zero_playback_setting_is_out_of_range_and_does_not_fit_the_others(settings, name):
+    setattr(settings, name, 0)
+    out_of_range, misfit = check_settings()
+    assert ids([out_of_range, misfit]) == [E001, E004]
+    assert out_of_range.msg == f"{name}=0 is not a whole number >= 1."
+    assert f"{name}=0" in misfit.msg
+
+
+def test_a_playback_setting_that_is_not_a_number_is_only_an_out_of_range_error(settings):
+    settings.VOICEFLOW_PLAYBACK_LEAD_MS = "300ms"
+    assert ids(check_settings()) == [E001]
+
+
+def test_every_bad_setting_is_reported_at_once_in_a_stable_order(settings):
+    settings.VOZLIA_DEBUG = "loud"
+    settings.VOICEFLOW_MAX_STREAMS = "lots"
+    settings.VOICEFLOW_MARK_EVERY_MS = 30
+    settings.VOICE_WAIT_SOUND_FILE = "/nonexistent/chime.wav"
+    settings.TWILIO_AUTH_TOKEN = "secret-token"
+    settings.VOICEFLOW_PUBLIC_URL = ""
+    messages = check_settings()
+    assert ids(messages) == [W001, E001, E004, E005, E003]
+    assert messages[1].msg.startswith("VOICEFLOW_MAX_STREAMS='lots' ")
+
+
+def test_manage_py_check_shows_each_error_of_a_bad_configuration(settings):
+    settings.VOICEFLOW_PLAYBACK_LEAD_MS = 0
     with pytest.raises(SystemCheckError) as error:
         call_command("check")
     text = str(error.value)
-    assert "voiceflow_channels.E004" in text
-    assert f"VOICEFLOW_MARK_EVERY_MS={every}, VOICEFLOW_PLAYBACK_LEAD_MS={lead}" in text
-    assert "multiple of 20" in text
+    assert text.count("voiceflow_channels.E001") == 1
+    assert text.count("voiceflow_channels.E004") == 1
+    assert "System check identified 2 issues" in text
 
 
 def test_playback_settings_are_read(settings):
     settings.VOICEFLOW_MARK_EVERY_MS = "40"
     settings.VOICEFLOW_PLAYBACK_LEAD_MS = 200
-    call_command("check")
+    assert ids(check_settings()) == []
     assert (conf.mark_every_ms(), conf.playback_lead_ms(), conf.max_queued_audio_ms()) == (
         40,
         200,
@@ -78,11 +172,10 @@ def test_a_wait_sound_file_that_cannot_play_is_an_error_at_start(settings, tmp_p
     write_stereo_wav(stereo)
     for path, found in ((stereo, "8000 Hz stereo 16-bit PCM"), (tmp_path / "none.wav", "read")):
         settings.VOICE_WAIT_SOUND_FILE = str(path)
-        with pytest.raises(SystemCheckError) as error:
-            call_command("check")
-        text = str(error.value)
-        assert "voiceflow_channels.E005" in text and f"VOICE_WAIT_SOUND_FILE='{path}'" in text
-        assert found in text and "HINT: Convert it" in text
+        [error] = check_settings()
+        assert error.id == E005
+        assert error.msg.startswith(f"VOICE_WAIT_SOUND_FILE='{path}' cannot be played: ")
+        assert found in error.msg and error.hint.startswith("Convert it")
     with pytest.raises(ImproperlyConfigured, match="E005"):
         build_router()
 
@@ -91,7 +184,7 @@ def test_a_good_wait_sound_file_is_the_chime(settings, tmp_path):
     path = tmp_path / "tone.wav"
     write_wav(path, b"\x10" * 800)
     settings.VOICE_WAIT_SOUND_FILE = str(path)
-    call_command("check")
+    assert ids(check_settings()) == []
     assert conf.chime_audio() == linear_to_mulaw(mulaw_to_linear(b"\x10" * 800))
     settings.VOICE_WAIT_SOUND_FILE = ""
     assert conf.chime_audio() == synthesize_chime()
@@ -107,7 +200,7 @@ def write_stereo_wav(path) -> None:
 
 def test_digit_strings_from_the_env_are_fine(settings):
     settings.VOICE_WAIT_SOUND_TRIGGER_MS = " 1200 "
-    call_command("check")
+    assert ids(check_settings()) == []
     assert conf.voice_wait_sound_trigger_ms() == 1200
 
 
@@ -139,11 +232,31 @@ def test_flag_values(settings, value, on):
     assert conf.voz_feature_voice_flow_a() is on
 
 
-def test_unrecognised_flag_word_warns_and_is_off(settings, capsys):
+@pytest.mark.parametrize("name", ["VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"])
+def test_an_unrecognised_switch_word_is_one_warning_and_the_switch_is_off(settings, name):
+    setattr(settings, name, "enabled")
+    [warning] = check_settings()
+    assert warning.id == W001
+    assert (
+        warning.msg == f"{name}='enabled' is not a recognised switch value; it is treated as OFF."
+    )
+    assert warning.hint == f"Set {name} to 1/true/yes/on to turn it on, or 0/false/no/off."
+    assert getattr(conf, name.lower())() is False
+
+
+def test_each_unrecognised_switch_is_a_warning_of_its_own(settings):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "enabled"
+    settings.VOZLIA_DEBUG = "loud"
+    flag, debug = check_settings()
+    assert ids([flag, debug]) == [W001, W001]
+    assert flag.msg.startswith("VOZ_FEATURE_VOICE_FLOW_A='enabled' ")
+    assert debug.msg.startswith("VOZLIA_DEBUG='loud' ")
+
+
+def test_manage_py_check_shows_a_switch_warning_without_failing(settings, capsys):
     settings.VOZ_FEATURE_VOICE_FLOW_A = "enabled"
     call_command("check")
     assert "voiceflow_channels.W001" in capsys.readouterr().err
-    assert conf.voz_feature_voice_flow_a() is False
 
 
 @pytest.mark.parametrize(
@@ -153,39 +266,60 @@ def test_unrecognised_flag_word_warns_and_is_off(settings, capsys):
         "voice.example.com",
         "wss://",
         "wss://voice.example.com?x=1",
+        "wss://voice.example.com#x",
         "wss://h:port",
     ],
 )
-def test_bad_public_url_is_an_error(settings, url):
+def test_a_public_url_that_is_not_a_ws_base_url_is_one_error(settings, url):
     settings.VOICEFLOW_PUBLIC_URL = url
-    with pytest.raises(SystemCheckError, match=r"voiceflow_channels\.E002"):
-        call_command("check")
+    [error] = check_settings()
+    assert error.id == E002
+    seen = url.rstrip("/")  # conf.public_url() drops trailing slashes before the check
+    assert error.msg == f"VOICEFLOW_PUBLIC_URL={seen!r} is not a ws:// or wss:// base URL."
+    assert error.hint.endswith("without the path, e.g. wss://voice.example.com.")
 
 
-def test_token_without_public_url_is_an_error(settings):
+def test_a_token_with_a_bad_public_url_is_only_the_url_error(settings):
+    settings.TWILIO_AUTH_TOKEN = "secret-token"
+    settings.VOICEFLOW_PUBLIC_URL = "https://voice.example.com"
+    assert ids(check_settings()) == [E002]
+
+
+def test_a_token_without_a_public_url_is_one_error_that_does_not_show_the_token(settings):
     settings.TWILIO_AUTH_TOKEN = "secret-token"
     settings.VOICEFLOW_PUBLIC_URL = ""
-    with pytest.raises(SystemCheckError) as error:
-        call_command("check")
-    assert "voiceflow_channels.E003" in str(error.value)
-    assert "secret-token" not in str(error.value)
+    [error] = check_settings()
+    assert error.id == E003
+    assert error.msg.startswith("TWILIO_AUTH_TOKEN is set but VOICEFLOW_PUBLIC_URL is not")
+    assert error.hint.startswith("Set VOICEFLOW_PUBLIC_URL to the base URL")
+    assert "secret-token" not in error.msg + error.hint
 
 
-def test_deploy_check_flags_a_missing_token(settings, capsys):
+def test_the_deploy_check_warns_once_when_the_flag_is_on_without_a_token(settings):
     settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
     settings.TWILIO_AUTH_TOKEN = ""
+    assert ids(check_settings()) == []
+    [warning] = check_deploy()
+    assert warning.id == W002
+    assert warning.msg.startswith("TWILIO_AUTH_TOKEN is not set: /twilio/stream accepts ")
+    assert warning.hint.startswith("Set TWILIO_AUTH_TOKEN (the account's auth token)")
+
+
+def test_the_deploy_check_is_quiet_while_the_flag_is_off(settings):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "0"
+    settings.TWILIO_AUTH_TOKEN = ""
+    assert ids(check_deploy()) == []
+
+
+def test_manage_py_check_runs_the_deploy_check_only_when_asked(settings, capsys):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
+    settings.TWILIO_AUTH_TOKEN = ""
+    call_command("check")
+    assert "voiceflow_channels.W002" not in capsys.readouterr().err
     call_command("check", deploy=True)
     err = capsys.readouterr().err
     assert "voiceflow_channels.W002" in err
     assert "HINT: Set TWILIO_AUTH_TOKEN" in err
-
-
-def test_deploy_check_is_quiet_with_a_token(settings, capsys):
-    settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
-    settings.TWILIO_AUTH_TOKEN = "t"
-    settings.VOICEFLOW_PUBLIC_URL = "wss://voice.example.com"
-    call_command("check", deploy=True)
-    assert "voiceflow_channels.W002" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flag", ["0", "1"])

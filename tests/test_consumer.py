@@ -8,7 +8,7 @@ import logging
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from tests.conftest import STREAM, expect_server_close, open_stream, send_all
+from tests.utils import STREAM, expect_server_close, open_stream, send_all
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.simulated_call import SimulatedCall
 

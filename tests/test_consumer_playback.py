@@ -14,8 +14,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from tests.conftest import STREAM, expect_server_close, send_all
-from tests.utils import metric
+from tests.utils import STREAM, expect_server_close, metric, send_all
 from voiceflow_channels import audio, wait
 from voiceflow_channels.chime import synthesize_chime
 from voiceflow_channels.consumers import TwilioStreamConsumer

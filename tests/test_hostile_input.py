@@ -10,7 +10,7 @@ from asgiref.sync import async_to_sync
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import expect_server_close, open_stream, send_all
+from tests.utils import expect_server_close, open_stream, send_all
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.simulated_call import SimulatedCall
 

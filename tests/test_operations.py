@@ -7,15 +7,15 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
 
-from tests.conftest import (
+from tests.utils import (
     STREAM,
     expect_server_close,
     jump_loop_clock,
+    metric,
     open_stream,
     send_all,
     yield_to_loop,
 )
-from tests.utils import metric
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.streams import STREAMS

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import STREAM, expect_server_close, open_stream, send_all
-from tests.utils import metric
+from tests.utils import STREAM, expect_server_close, metric, open_stream, send_all
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.signature import (
     compute_signature,

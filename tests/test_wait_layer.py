@@ -6,23 +6,31 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from channels.testing import WebsocketCommunicator
 
-from tests.conftest import (
+from tests.utils import (
+    RecordingConsumer,
     expect_server_close,
     jump_loop_clock,
+    metric,
     open_stream,
     send_all,
     yield_to_loop,
 )
-from tests.utils import metric
 from voiceflow_channels import wait
+from voiceflow_channels.routing import build_router
 from voiceflow_channels.simulated_call import SimulatedCall
+
+
+async def open_recorded_stream() -> WebsocketCommunicator:
+    """A stream served by `RecordingConsumer`, so that `handled` hears from it."""
+    return await open_stream(build_router(consumer=RecordingConsumer))
 
 
 async def started(handled, n: int):
     """A stream that has started and joined its call's group."""
     call = SimulatedCall(n=n)
-    communicator = await open_stream()
+    communicator = await open_recorded_stream()
     await send_all(communicator, [call.connected(), call.start(), call.media()])
     consumer, what = await asyncio.wait_for(handled.get(), 5)
     assert (consumer.call.call_sid, what) == (call.call_sid, "joined")
@@ -105,7 +113,7 @@ async def test_second_stream_for_the_same_call_gets_the_waits_too(flag_on, handl
     first, first_ws = await started(handled, 6)
     again = SimulatedCall(n=6)
     again.stream_sid = "MZ" + "f" * 32
-    second_ws = await open_stream()
+    second_ws = await open_recorded_stream()
     await send_all(second_ws, [again.start(), again.media(), again.media()])
     assert (await asyncio.wait_for(handled.get(), 5))[1] == "joined"
     await wait.astart(first.call_sid, "llm")
