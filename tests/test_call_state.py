@@ -175,7 +175,6 @@ def test_memory_is_constant_over_a_long_call():
     assert footprint() == before
 
 
-
 @pytest.mark.parametrize(("filler", "size"), [("x", 1), ("é", 2), ("€", 3), ("😀", 4)])
 def test_the_message_bound_counts_utf8_bytes_not_characters(filler, size):
     """VOICEFLOW_MAX_MESSAGE_BYTES bounds what the wire carries: 300 characters of a 3-byte
