@@ -28,9 +28,8 @@ from datetime import datetime
 from channels.layers import get_channel_layer
 
 from benchmarks.servers import DAPHNE_ENV, Server, Spec, redis_server
-from voiceflow_channels import callsim
-from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.startup import freeze_startup_objects
+from voiceflow_channels.testing import SimulatedCall, callsim
 
 LAG = re.compile(r"\blag_p99_ms=(\d+)")
 CALL_SID = re.compile(r"callSid=(\w+)")

@@ -8,9 +8,9 @@ what a call that hears audio costs against one that only listens.
     python -m benchmarks.stream --realtime [--calls 200] [--seconds 10] [--rounds 5]
     python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 50]
 
-Each round plays the same load (voiceflow_channels.callsim) at each server in turn. A round counts
-only if every call's server-side frame count equals what was sent; otherwise the benchmark stops
-with exit status 1. See benchmarks/README.md.
+Each round plays the same load (voiceflow_channels.testing.callsim) at each server in turn. A
+round counts only if every call's server-side frame count equals what was sent; otherwise the
+benchmark stops with exit status 1. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from benchmarks.servers import (
 )
 from benchmarks.size_limit import size_limit
 from benchmarks.speaking_asgi import SPEAKER
-from voiceflow_channels import callsim
+from voiceflow_channels.testing import callsim
 
 SPECS = (OURS, NAIVE, RAW, BARE, OURS_UVICORN, BARE_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
 # Real time: ours on each server the issue names, the bare app (the ceiling) on daphne and

@@ -13,9 +13,8 @@ from websockets.protocol import State
 from websockets.streams import StreamReader
 
 from tests.servers import SERVERS, Daphne, free_port
-from voiceflow_channels import callsim
 from voiceflow_channels.management.commands.voiceflow_callsim import Command
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall, callsim
 
 
 @pytest.fixture(params=SERVERS)

@@ -18,9 +18,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from websockets.asyncio.server import ServerConnection, serve
 
-from voiceflow_channels import callsim
 from voiceflow_channels.mulaw import mulaw_to_linear
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall, callsim
 
 CHUNK = b"\x10" * 800  # 100 ms of loud mu-law: anything but silence
 CHUNKS = 3

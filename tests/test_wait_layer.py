@@ -15,7 +15,7 @@ from tests.conftest import (
     yield_to_loop,
 )
 from voiceflow_channels import wait
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 
 async def started(handled, n: int):

@@ -1,4 +1,4 @@
-"""`manage.py voiceflow_callsim`: the call simulator (voiceflow_channels.callsim) from the shell."""
+"""`manage.py voiceflow_callsim`: the call simulator (voiceflow_channels.testing) from the shell."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from voiceflow_channels import callsim
 from voiceflow_channels.startup import freeze_startup_objects
+from voiceflow_channels.testing import callsim
 
 DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
 

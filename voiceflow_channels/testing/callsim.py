@@ -27,9 +27,10 @@ from websockets.frames import Frame, Opcode, apply_mask
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from .chime import write_wav
-from .simulated_call import FRAME_MS, SimulatedCall, Step
-from .twilio_events import Limits, decode_message, parse_twilio_mark, parse_twilio_media
+from ..chime import write_wav
+from ..mulaw import FRAME_MS
+from ..twilio_events import Limits, decode_message, parse_twilio_mark, parse_twilio_media
+from .simulated_call import SimulatedCall, Step
 from .twilio_playout import TwilioPlayout
 
 # One mark every 2 s and one keypress every 2.5 s of audio: rare, as on a real call.
