@@ -4,7 +4,7 @@ of a call's outbound audio, and the call simulator behind `voiceflow_callsim`.""
 from __future__ import annotations
 
 from . import callsim
-from .callsim import CallResult, Progress, SimResult
+from .results import CallResult, Progress, SimResult
 from .simulated_call import SimulatedCall
 from .twilio_playout import TwilioPlayout
 
