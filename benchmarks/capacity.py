@@ -28,9 +28,8 @@ from datetime import datetime
 from channels.layers import get_channel_layer
 
 from benchmarks.servers import DAPHNE_ENV, Server, Spec, redis_server
-from voiceflow_channels import callsim
-from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.startup import freeze_startup_objects
+from voiceflow_channels.testing import SimResult, SimulatedCall, callsim
 
 LAG = re.compile(r"\blag_p99_ms=(\d+)")
 CALL_SID = re.compile(r"callSid=(\w+)")
@@ -77,7 +76,7 @@ async def speak_to(
 
 async def play_step(
     servers: list[Server], calls: int, seconds: float, first: int
-) -> list[tuple[Server, callsim.SimResult]]:
+) -> list[tuple[Server, SimResult]]:
     """N calls spread over the servers, a fifth of them speakers; each run with its server."""
     speakers = calls // SPEAKER_SHARE
     runs: list[tuple[Server, int, int, str]] = []  # server, first call number, calls, tenant

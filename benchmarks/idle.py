@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 import websockets
 
-from voiceflow_channels.callsim import CONNECT_CONCURRENCY, open_socket
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
+from voiceflow_channels.testing.callsim import CONNECT_CONCURRENCY, open_socket
 
 
 @asynccontextmanager

@@ -14,8 +14,8 @@ import re
 
 from websockets.exceptions import ConnectionClosed
 
-from voiceflow_channels.callsim import open_socket
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
+from voiceflow_channels.testing.callsim import open_socket
 
 from .servers import Server
 

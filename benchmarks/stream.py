@@ -8,9 +8,9 @@ what a call that hears audio costs against one that only listens.
     python -m benchmarks.stream --realtime [--calls 200] [--seconds 10] [--rounds 5]
     python -m benchmarks.stream --bidirectional [--calls 100] [--seconds 10] [--speakers 50]
 
-Each round plays the same load (voiceflow_channels.callsim) at each server in turn. A round counts
-only if every call's server-side frame count equals what was sent; otherwise the benchmark stops
-with exit status 1. See benchmarks/README.md.
+Each round plays the same load (voiceflow_channels.testing.callsim) at each server in turn. A
+round counts only if every call's server-side frame count equals what was sent; otherwise the
+benchmark stops with exit status 1. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ from benchmarks.servers import (
 )
 from benchmarks.size_limit import size_limit
 from benchmarks.speaking_asgi import SPEAKER
-from voiceflow_channels import callsim
+from voiceflow_channels.testing import SimResult, callsim
+from voiceflow_channels.testing.script import FRAMES_PER_SECOND, frames_for
 
 SPECS = (OURS, NAIVE, RAW, BARE, OURS_UVICORN, BARE_UVICORN, FASTAPI_PEER, PIPECAT_PEER)
 # Real time: ours on each server the issue names, the bare app (the ceiling) on daphne and
@@ -93,11 +94,11 @@ class Round:
 
     @property
     def server_ms_per_call_second(self) -> float:
-        return self.server_us_per_frame * callsim.FRAMES_PER_SECOND / 1000
+        return self.server_us_per_frame * FRAMES_PER_SECOND / 1000
 
     @property
     def client_ms_per_call_second(self) -> float:
-        return self.client_us_per_frame * callsim.FRAMES_PER_SECOND / 1000
+        return self.client_us_per_frame * FRAMES_PER_SECOND / 1000
 
 
 def measure(server: Server, calls: int, frames: int, first: int, realtime: bool = False) -> Round:
@@ -108,7 +109,7 @@ def measure(server: Server, calls: int, frames: int, first: int, realtime: bool 
     out, the frames are rendered before the first connect, and the server's CPU counted from then
     on; in real time each call sends 50 frames a second.
     """
-    seconds = frames / callsim.FRAMES_PER_SECOND
+    seconds = frames / FRAMES_PER_SECOND
     cpu = server.cpu_seconds()
     result = asyncio.run(callsim.run(server.url, calls, seconds, realtime, first=first))
     cpu = server.cpu_seconds() - cpu
@@ -149,7 +150,7 @@ def realtime_cpu(server: Server, calls: int, speakers: int, seconds: float, firs
     """Server CPU seconds for `calls` real-time calls, `speakers` of them hearing audio, and the
     audio those heard; checks every frame arrived and no speaker's audio underran."""
 
-    async def play() -> list[callsim.SimResult]:
+    async def play() -> list[SimResult]:
         runs = [callsim.run(server.url, calls - speakers, seconds, True, first=first)]
         if speakers:
             runs.append(
@@ -265,7 +266,7 @@ def run_rounds(
     websocket size limit into it (benchmarks.size_limit)."""
     servers: list[Server] = []
     firsts = numbers(max(args.calls, WARMUP_CALLS))
-    frames = callsim.frames_for(args.seconds) if args.realtime else args.frames
+    frames = frames_for(args.seconds) if args.realtime else args.frames
     try:
         for spec in specs:
             servers.append(Server(spec))

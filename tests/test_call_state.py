@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from voiceflow_channels.call_state import CallState
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 from voiceflow_channels.twilio_events import Limits
 
 

@@ -13,9 +13,12 @@ from websockets.protocol import State
 from websockets.streams import StreamReader
 
 from tests.servers import SERVERS, Daphne, free_port
-from voiceflow_channels import callsim
 from voiceflow_channels.management.commands.voiceflow_callsim import Command
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall, callsim
+from voiceflow_channels.testing.frames import text_frame
+from voiceflow_channels.testing.listener import Listener
+from voiceflow_channels.testing.pacer import Pacer
+from voiceflow_channels.testing.results import Progress, Sent
 
 
 @pytest.fixture(params=SERVERS)
@@ -145,7 +148,7 @@ def test_media_renders_as_json_dumps_would_and_frames_as_websockets_would():
         }
     )
     texts = [call.connected(), call.media(), "x" * 125, "x" * 126, "é" * 40_000, "y" * 70_000]
-    assert unframe(b"".join(callsim._frame(text) for text in texts)) == texts
+    assert unframe(b"".join(text_frame(text) for text in texts)) == texts
 
 
 class Transport:
@@ -183,9 +186,9 @@ async def test_a_full_write_buffer_holds_frames_back_then_they_go_at_once_in_ord
     transport = Transport(full=range(3, 6))
     ws = Socket(transport)
     call = SimulatedCall(1)
-    pacer = callsim.Pacer(callsim.Progress(1))
-    listener = callsim.Listener(ws, call, pacer.start(), "", "1", False)
-    sent = callsim._Sent()
+    pacer = Pacer(Progress(1))
+    listener = Listener(ws, call, pacer.start(), "", "1", False)
+    sent = Sent()
     await pacer.play(call.steps(10, mark_every=4), ws, listener, sent)
     # Three frames' times wait (the 3rd to the 5th check); the next sends the frames due by then
     # at once: at least four (exactly four unless a tick ran late), as a server behind would see.

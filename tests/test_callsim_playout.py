@@ -18,9 +18,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from websockets.asyncio.server import ServerConnection, serve
 
-from voiceflow_channels import callsim
 from voiceflow_channels.mulaw import mulaw_to_linear
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import CallResult, SimulatedCall, callsim
+from voiceflow_channels.testing.script import parse_press, press_frames
 
 CHUNK = b"\x10" * 800  # 100 ms of loud mu-law: anything but silence
 CHUNKS = 3
@@ -115,7 +115,7 @@ async def twilio_counterpart(**behaviour: float) -> AsyncIterator[Counterpart]:
         yield counterpart
 
 
-async def one_call(server: Counterpart, **options) -> callsim.CallResult:
+async def one_call(server: Counterpart, **options) -> CallResult:
     result = await callsim.run(server.url, 1, 1.0, realtime=True, **options)
     (call,) = result.calls
     assert call.ok, call.error
@@ -279,7 +279,7 @@ async def test_run_rejects_a_bad_key_before_connecting():
 
 def test_a_press_goes_after_the_media_frame_sent_at_its_time():
     presses = [(5.0, "3"), (0.0, "1"), (0.5, "#"), (0.5, "2"), (0.99, "D")]
-    assert callsim.press_frames(presses, 5.0, 250) == {1: "1", 26: "#2", 51: "D", 250: "3"}
+    assert press_frames(presses, 5.0, 250) == {1: "1", 26: "#2", 51: "D", 250: "3"}
     events = [json.loads(m) for m in SimulatedCall().whole_call(3, presses={2: "#2"})]
     assert [(e["event"], e.get("dtmf", {}).get("digit")) for e in events[2:]] == [
         ("media", None),
@@ -289,4 +289,4 @@ def test_a_press_goes_after_the_media_frame_sent_at_its_time():
         ("media", None),
         ("stop", None),
     ]
-    assert callsim.parse_press("#@4") == (4.0, "#")
+    assert parse_press("#@4") == (4.0, "#")

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 
 from tests.utils import STREAM, expect_server_close, open_stream, send_all
 from voiceflow_channels.routing import build_router
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 
 async def test_whole_call(flag_on, summaries):

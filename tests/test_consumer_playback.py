@@ -19,7 +19,7 @@ from voiceflow_channels import audio, wait
 from voiceflow_channels.chime import synthesize_chime
 from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.routing import build_router
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 from voiceflow_channels.twilio_events import StreamStart
 
 MS = 8

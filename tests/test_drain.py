@@ -10,8 +10,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.servers import SERVERS, Server
-from voiceflow_channels import callsim
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall, callsim
 
 # A draining server refuses new upgrades: uvicorn with 503 (the ASGI websocket denial response),
 # daphne with the only status it can send.

@@ -10,7 +10,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 
 from tests.servers import SERVERS, Server
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 # How each server ends a connection whose message is over its 64 KiB limit: uvicorn (websockets)
 # with a close frame, 1009; autobahn may drop the TCP connection outright (1006).

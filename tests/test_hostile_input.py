@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.utils import expect_server_close, open_stream, send_all
 from voiceflow_channels.routing import build_router
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 COUNTED = ("frames", "marks", "dtmf", "unknown", "malformed")
 FUZZ_FRAMES = 100_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voiceflow_channels.call_state import CallState
 from voiceflow_channels.lag import BOUNDS_MS, InboundLag
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 
 def test_frames_on_time_have_no_lag_whatever_the_clock_offset():

@@ -10,8 +10,7 @@ import pytest
 import websockets
 
 from tests.servers import Daphne, running
-from voiceflow_channels import callsim
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall, callsim
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.servers import ROOT, STARTUP_SECONDS, Daphne, end_process, free_port
 from voiceflow_channels.signature import compute_signature
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 TOKEN = "nginx-test-token-0123456789abcdef"
 HEADING = "## Behind nginx (TLS)"

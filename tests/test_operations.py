@@ -17,8 +17,8 @@ from tests.utils import (
     yield_to_loop,
 )
 from voiceflow_channels.routing import build_router
-from voiceflow_channels.simulated_call import SimulatedCall
 from voiceflow_channels.streams import STREAMS
+from voiceflow_channels.testing import SimulatedCall
 
 
 async def test_a_stream_that_never_starts_is_closed_counted_and_logs_one_line(

@@ -10,7 +10,7 @@ import wave
 import pytest
 
 from tests.servers import SERVERS, Daphne
-from voiceflow_channels import callsim
+from voiceflow_channels.testing import callsim
 
 THRESHOLD_MS = 800
 LEAD_MS, MARK_EVERY_MS, FRAME_MS = 300, 100, 20

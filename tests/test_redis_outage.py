@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from tests.servers import Daphne, django_shell, running
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 RECOVERY_SECONDS = 15  # the layer's retry backs off to 5 s; this leaves room for a slow machine
 

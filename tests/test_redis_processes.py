@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from tests.servers import SERVERS, Daphne, django_shell
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 
 def send_wait(redis_url: str, code: str) -> None:

@@ -18,7 +18,7 @@ from voiceflow_channels.signature import (
     is_valid_signature,
     url_variants,
 )
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 TOKEN = "12345678901234567890123456789012"
 PUBLIC = "wss://voice.example.com"

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from tests.servers import SERVERS, Daphne
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 pytestmark = pytest.mark.soak
 

@@ -8,7 +8,7 @@ import asyncio
 import psutil
 
 from tests.servers import Daphne
-from voiceflow_channels.callsim import CONNECT_CONCURRENCY, open_socket
+from voiceflow_channels.testing.callsim import CONNECT_CONCURRENCY, open_socket
 
 SOCKETS = 1000
 # As in the soak: the first waves grow the heap to a plateau; after one warm-up wave, a second

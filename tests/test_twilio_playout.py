@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voiceflow_channels.twilio_playout import TwilioPlayout
+from voiceflow_channels.testing import TwilioPlayout
 
 T0 = 1_000.0
 FRAME = b"\x01" * 160  # 20 ms of mu-law

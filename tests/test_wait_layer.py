@@ -19,7 +19,7 @@ from tests.utils import (
 )
 from voiceflow_channels import wait
 from voiceflow_channels.routing import build_router
-from voiceflow_channels.simulated_call import SimulatedCall
+from voiceflow_channels.testing import SimulatedCall
 
 
 async def open_recorded_stream() -> WebsocketCommunicator:

@@ -1,4 +1,4 @@
-"""`manage.py voiceflow_callsim`: the call simulator (voiceflow_channels.callsim) from the shell."""
+"""`manage.py voiceflow_callsim`: the call simulator (voiceflow_channels.testing) from the shell."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from voiceflow_channels import callsim
 from voiceflow_channels.startup import freeze_startup_objects
+from voiceflow_channels.testing import callsim
+from voiceflow_channels.testing.script import DEFAULT_WAIT_KEY, parse_press
 
 DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
 
@@ -65,9 +66,9 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--wait-key",
-            default=callsim.DEFAULT_WAIT_KEY,
+            default=DEFAULT_WAIT_KEY,
             help="the key whose answer is timed as the chime (default "
-            f"{callsim.DEFAULT_WAIT_KEY}); any other key's answer is timed as a clear",
+            f"{DEFAULT_WAIT_KEY}); any other key's answer is timed as a clear",
         )
         parser.add_argument(
             "--record",
@@ -80,7 +81,7 @@ class Command(BaseCommand):
         if options["first"] < 0 or options["close_timeout"] <= 0:
             raise CommandError("--first must be >= 0 and --close-timeout > 0")
         try:
-            presses = tuple(callsim.parse_press(press) for press in options["presses"])
+            presses = tuple(parse_press(press) for press in options["presses"])
             # This process plays Twilio: a full collection over Django's objects would hold
             # every call's frames back, and the server would count them late.
             freeze_startup_objects()

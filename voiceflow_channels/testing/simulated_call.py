@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
-from .mulaw import FRAME_BYTES, FRAME_MS, MULAW_SILENCE
+from ..mulaw import FRAME_BYTES, FRAME_MS, MULAW_SILENCE
 
 
 @dataclass(frozen=True, slots=True)

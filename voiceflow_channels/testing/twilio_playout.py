@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from .mulaw import BYTES_PER_MS, MULAW_SILENCE, SAMPLE_RATE
-from .playback import END_SUFFIX
+from ..mulaw import BYTES_PER_MS, MULAW_SILENCE, SAMPLE_RATE
+from ..playback import END_SUFFIX
 
 # What the caller hears while nothing plays.
 SILENCE = bytes([MULAW_SILENCE])

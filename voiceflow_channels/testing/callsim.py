@@ -1,0 +1,257 @@
+"""Plays Twilio-shaped calls at a Media Streams websocket and reports what it sent and how long.
+
+Framework-free (asyncio and websockets): the `voiceflow_callsim` command and the benchmarks drive
+it. Every call connects first, then all of them play at once, so the server holds every call open.
+In real time one timer paces every call (a `Pacer`), so that the simulator costs a fraction of the
+server it measures on the same machine.
+Each call also plays Twilio's side of the server's outbound audio (a `Listener`): it plays `media`
+in real time, echoes each `mark` when the audio before it has played, empties its buffer on
+`clear`, and times the server's answers to the keys the call presses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import websockets
+from websockets.exceptions import InvalidURI, WebSocketException
+from websockets.uri import parse_uri
+
+from ..chime import write_wav
+from ..mulaw import FRAME_MS
+from .frames import Batch, batches, write_frames
+from .listener import Listener
+from .pacer import Pacer
+from .results import CallResult, Progress, Sent, SimResult
+from .script import DEFAULT_WAIT_KEY, frames_for, is_key, press_frames
+from .simulated_call import SimulatedCall
+
+# One mark every 2 s and one keypress every 2.5 s of audio: rare, as on a real call.
+MARK_EVERY = 100
+DTMF_EVERY = 125
+# Handshakes in flight at once: a burst of SYNs larger than the server's listen backlog would be
+# dropped and retried a second later by the kernel, which would time the backlog, not the server.
+CONNECT_CONCURRENCY = 32
+OPEN_TIMEOUT = 30
+MAX_CALLS = 20_000
+MAX_SECONDS = 3_600
+# Flat-out, messages go in batches of about a second of one call's audio, one write each.
+FLAT_OUT_BATCH = 50
+# Up to this many media frames in all (about 400 bytes each), a flat-out run renders every frame
+# before the first connect, so the client's own JSON and framing stay out of the timing.
+PRERENDER_FRAMES = 500_000
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError unless `url` is a ws:// or wss:// URL."""
+    try:
+        parse_uri(url)
+    except InvalidURI as exc:
+        raise ValueError(f"not a ws:// or wss:// URL: {url!r}") from exc
+
+
+# Sends one call's script on its socket, telling its listener when keys go and when it hangs up.
+_Send = Callable[[websockets.ClientConnection, Listener, Sent], Awaitable[None]]
+
+
+async def _flat_out(
+    plan: Iterable[Batch],
+    progress: Progress,
+    ws: websockets.ClientConnection,
+    listener: Listener,
+    sent: Sent,
+) -> None:
+    """The batches as fast as the server takes them."""
+    loop = asyncio.get_running_loop()
+    for batch in plan:
+        if batch.ends:
+            listener.hang_up()
+        if batch.presses:
+            # Nothing awaits before the write: this is when the keys go out.
+            listener.pressed(loop.time(), batch.presses)
+        # send() costs a syscall and ~10 us of Python per message, as much as a fast server
+        # spends on one: the batch's head goes in one write instead. Its last message goes
+        # through send(), which checks the connection is still open and waits while the write
+        # buffer is full, so a slow server holds the client back.
+        write_frames(ws, batch.head)
+        await ws.send(batch.last)
+        sent.messages += batch.messages
+        sent.media += batch.media
+        progress.media_frames += batch.media
+
+
+async def run(
+    url: str,
+    calls: int,
+    seconds: float,
+    realtime: bool,
+    tenant: str | None = "t1",
+    *,
+    first: int = 1,
+    close_timeout: float = 120.0,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: float = 1.0,
+    presses: Iterable[tuple[float, str]] = (),
+    wait_key: str = DEFAULT_WAIT_KEY,
+    record: Path | None = None,
+) -> SimResult:
+    """Play `calls` calls of `seconds` audio each, numbered from `first`, and wait for the server
+    to close every one after its `stop`. `realtime` paces 50 media frames/s per call; otherwise
+    frames go as fast as the server takes them. A call that fails is reported, never raised.
+
+    Every call presses the keys in `presses`, (seconds, key) each, as `dtmf` events right after
+    the media frame at that time; `wait_key` is the one whose answer is timed as the chime. With
+    `record`, what each caller heard goes to `record/<callSid>.wav`, `seconds` long.
+    """
+    check_url(url)
+    if not 1 <= calls <= MAX_CALLS:
+        raise ValueError(f"calls must be 1..{MAX_CALLS}, not {calls}")
+    if not 0 < seconds <= MAX_SECONDS:
+        raise ValueError(f"seconds must be > 0 and <= {MAX_SECONDS}, not {seconds}")
+    if not is_key(wait_key):
+        raise ValueError(f"the wait key must be one of 0-9 * # A-D, not {wait_key!r}")
+    frames = frames_for(seconds)
+    after = press_frames(presses, seconds, frames)
+    if record is not None:
+        try:
+            await asyncio.to_thread(record.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot record to {record}: {exc.strerror or exc}") from exc
+    simulated = [SimulatedCall(n, tenant, _caller(n)) for n in range(first, first + calls)]
+    # With keys to press, those are the only ones: the server would answer the periodic dtmf too.
+    dtmf_every = 0 if after else DTMF_EVERY
+    steps = [call.steps(frames, MARK_EVERY, dtmf_every, after) for call in simulated]
+    progress = Progress(calls)
+    start: Callable[[], float]
+    sends: list[_Send]
+    if realtime:
+        pacer = Pacer(progress)
+        start = pacer.start
+        sends = [partial(pacer.play, call_steps) for call_steps in steps]
+    else:
+        rendered: list[Iterable[Batch]] = [batches(s, FLAT_OUT_BATCH) for s in steps]
+        if calls * frames <= PRERENDER_FRAMES:
+            # Echoed marks are then numbered after the call's stop: flat out, timing comes first.
+            rendered = [list(plan) for plan in rendered]
+        start = asyncio.get_running_loop().time
+        sends = [partial(_flat_out, plan, progress) for plan in rendered]
+    ears = _Ears("".join(after.values()), wait_key, record, frames * FRAME_MS / 1000)
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    reporter = _report(progress, t0, on_progress, progress_every) if on_progress else None
+    reporter_task = asyncio.create_task(reporter) if reporter else None
+    try:
+        sockets = await asyncio.gather(*(_connect(url, gate, progress) for _ in simulated))
+        connect_seconds = time.perf_counter() - t0
+        results = await asyncio.gather(
+            *(
+                _play(ws, call, start, send, ears, close_timeout, progress)
+                for ws, call, send in zip(sockets, simulated, sends, strict=True)
+            )
+        )
+    finally:
+        if reporter_task:
+            reporter_task.cancel()
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    return SimResult(tuple(results), progress.connected, t0, connect_seconds, seconds, cpu)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ears:
+    """What every call listens for: its keys in the order pressed, the wait key, where to record
+    what it heard, and for how long (seconds from the call's start)."""
+
+    keys: str
+    wait_key: str
+    record: Path | None
+    heard_seconds: float
+
+
+def _caller(n: int) -> str:
+    return f"+1555{n % 10_000_000:07d}"
+
+
+async def open_socket(url: str) -> websockets.ClientConnection:
+    """Connect as Twilio does: no compression, no pings; and straight to `url`, as a proxy in the
+    path would be measured too."""
+    return await websockets.connect(
+        url, compression=None, ping_interval=None, proxy=None, open_timeout=OPEN_TIMEOUT
+    )
+
+
+async def _connect(
+    url: str, gate: asyncio.Semaphore, progress: Progress
+) -> websockets.ClientConnection | str:
+    """An open socket, or why there is none."""
+    async with gate:
+        try:
+            ws = await open_socket(url)
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            progress.failed += 1
+            return f"connect: {type(exc).__name__}: {exc}"
+    progress.connected += 1
+    return ws
+
+
+async def _play(
+    ws: websockets.ClientConnection | str,
+    call: SimulatedCall,
+    start: Callable[[], float],
+    send: _Send,
+    ears: _Ears,
+    close_timeout: float,
+    progress: Progress,
+) -> CallResult:
+    """Play a call with `send`, from `start()` (loop time); wait for the server to close it."""
+    if isinstance(ws, str):
+        return CallResult(call.n, call.call_sid, 0, 0, None, ws)
+    error: str | None = None
+    started = start()
+    listener = Listener(ws, call, started, ears.keys, ears.wait_key, ears.record is not None)
+    reader = asyncio.create_task(listener.listen())
+    sent = Sent()
+    try:
+        await send(ws, listener, sent)
+        # The server closes after `stop`: that is the sign it has handled every frame before it.
+        async with asyncio.timeout(close_timeout):
+            error = await reader
+    except TimeoutError:
+        error = f"the server did not close within {close_timeout:g}s of stop"
+    except (OSError, WebSocketException) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        listener.hang_up()
+        reader.cancel()
+        await ws.close()
+    if error is None and ws.close_code != 1000:
+        error = f"closed with code {ws.close_code} {ws.close_reason}".rstrip()
+    recording = None
+    if ears.record is not None:
+        recording = ears.record / f"{call.call_sid}.wav"
+        heard = listener.playout.heard(started + ears.heard_seconds)
+        try:
+            await asyncio.to_thread(write_wav, recording, heard)
+        except OSError as exc:
+            error = error or f"recording {recording}: {exc.strerror or exc}"
+            recording = None
+    if error:
+        progress.failed += 1
+    else:
+        progress.done += 1
+    return listener.result(sent, error, recording)
+
+
+async def _report(
+    progress: Progress, t0: float, on_progress: Callable[[Progress], None], every: float
+) -> None:
+    while True:
+        await asyncio.sleep(every)
+        progress.elapsed = time.perf_counter() - t0
+        on_progress(progress)

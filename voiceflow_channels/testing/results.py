@@ -1,0 +1,131 @@
+"""What the call simulator reports: each call's result, the run's, and the running totals
+handed to the progress callback and kept per call while it plays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .script import FRAMES_PER_SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """What one call sent, and how it ended: the server closing it after `stop` is success.
+
+    And what it heard. `pressed`: each key and when it went out on the socket (loop time). The
+    playout figures are None when the server sent the call nothing to play (no media, mark or
+    clear); `wait_to_chime_ms` is None without a press of the wait key and media after it;
+    `clear_ms` (one entry per other keypress a clear answered) is None without such a press.
+    `malformed` and `unknown` count the server messages the call could not play. `held_back`
+    counts the real-time ticks the call's due frames waited for the server to read what was sent.
+    """
+
+    n: int
+    call_sid: str
+    media_frames: int
+    messages: int
+    close_code: int | None
+    error: str | None
+    pressed: tuple[tuple[float, str], ...] = ()
+    wait_to_chime_ms: float | None = None
+    clear_ms: tuple[float, ...] | None = None
+    audio_ms: float | None = None
+    underruns: int | None = None
+    max_outstanding_ms: float | None = None
+    clears: int | None = None
+    marks_echoed: int | None = None
+    malformed: int = 0
+    unknown: int = 0
+    recording: Path | None = None
+    held_back: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def heard(self) -> bool:
+        """Whether the server sent the call anything to play."""
+        return self.audio_ms is not None
+
+    def line(self) -> str:
+        """What the call heard and how its keypresses were answered, in one line."""
+        parts = [f"audio {self.audio_ms:.0f} ms" if self.heard else "nothing to play"]
+        if self.wait_to_chime_ms is not None:
+            parts.append(f"chime after {self.wait_to_chime_ms:.0f} ms")
+        if self.clear_ms is not None:
+            parts.append(f"clears after [{', '.join(f'{ms:.1f}' for ms in self.clear_ms)}] ms")
+        if self.heard:
+            parts.append(f"underruns {self.underruns}")
+            parts.append(f"most outstanding {self.max_outstanding_ms:.0f} ms")
+        if self.malformed or self.unknown:
+            parts.append(f"unplayable messages {self.malformed} malformed, {self.unknown} unknown")
+        return f"call {self.n} {self.call_sid}: {', '.join(parts)}"
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """Every call's result. Times run from the first connect, at `started` (perf_counter);
+    `cpu_seconds` is the simulator's own CPU since then: near one core, it measured itself."""
+
+    calls: tuple[CallResult, ...]
+    connected: int
+    started: float
+    connect_seconds: float
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def media_frames(self) -> int:
+        return sum(c.media_frames for c in self.calls)
+
+    @property
+    def messages(self) -> int:
+        return sum(c.messages for c in self.calls)
+
+    @property
+    def failed(self) -> tuple[CallResult, ...]:
+        return tuple(c for c in self.calls if not c.ok)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.media_frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_call_second(self) -> float:
+        """The simulator's CPU per second of call audio it sent (ms): in real time, what one call
+        costs it, to set next to the server's."""
+        audio_seconds = self.media_frames / FRAMES_PER_SECOND
+        return self.cpu_seconds * 1000 / audio_seconds if audio_seconds else 0.0
+
+    @property
+    def held_back(self) -> int:
+        return sum(c.held_back for c in self.calls)
+
+
+@dataclass(slots=True)
+class Progress:
+    """Running totals, handed to the progress callback while the calls play."""
+
+    calls: int
+    connected: int = 0
+    media_frames: int = 0
+    done: int = 0
+    failed: int = 0
+    elapsed: float = 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.elapsed:6.1f}s connected={self.connected}/{self.calls} "
+            f"media_frames={self.media_frames} done={self.done} failed={self.failed}"
+        )
+
+
+@dataclass(slots=True)
+class Sent:
+    """What one call has sent so far, and how often its frames were held back."""
+
+    media: int = 0
+    messages: int = 0
+    held_back: int = 0
