@@ -29,7 +29,7 @@ def retry_delay(failures: int, rng: Callable[[], float] = random.random) -> floa
     """Seconds to wait after `failures` failures in a row: doubling from RETRY_SECONDS up to
     RETRY_MAX_SECONDS, jittered down to half of that at random."""
     step = min(RETRY_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS)
-    return step * (0.5 + rng() / 2)
+    return float(step * (0.5 + rng() / 2))
 
 
 class CallLayer:

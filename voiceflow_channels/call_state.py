@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .lag import InboundLag
 from .playback import Playback
 from .twilio_events import (
     DEFAULT_LIMITS,
+    EventName,
     Limits,
     decode_message,
     event_name,
@@ -27,6 +28,9 @@ from .twilio_events import (
     sequence_number,
 )
 from .wait_state import WaitState
+
+# What a frame was taken as: the event it was, or "drop" (counted under a reason in `drops`).
+FrameKind = EventName | Literal["drop"]
 
 
 class CallState:
@@ -110,12 +114,12 @@ class CallState:
         lives."""
         return self.frames + self.marks + self.dtmf + self.unknown + self.malformed
 
-    def drop(self, reason: str) -> str:
+    def drop(self, reason: str) -> FrameKind:
         """Count one dropped frame under `reason`; returns "drop" for the caller's dispatch."""
         self.drops[reason] += 1
         return "drop"
 
-    def receive_text(self, text: str) -> str:
+    def receive_text(self, text: str) -> FrameKind:
         """Apply one websocket text frame; returns what it was taken as (see `handle`)."""
         # UTF-8 takes at least a byte a character: only non-ASCII text (str.isascii is O(1))
         # needs encoding to be measured.
@@ -130,7 +134,7 @@ class CallState:
             return self._media(d)
         return self.handle(d)
 
-    def handle(self, d: dict[str, Any]) -> str:
+    def handle(self, d: dict[str, Any]) -> FrameKind:
         """Apply one decoded event; returns what it was taken as: an event name, "unknown" or
         "drop"."""
         event = event_name(d)
@@ -171,14 +175,14 @@ class CallState:
             self.last_dtmf = digit
         return event
 
-    def _media(self, d: dict[str, Any]) -> str:
+    def _media(self, d: dict[str, Any]) -> FrameKind:
         """A `media` event of the live stream (started, not stopped): the same checks as any
         event's, then its audio and its lag."""
         if d.get("streamSid") != self.stream_sid:
             return self.drop("wrong_stream")
         if not self._sequence(sequence_number(d)):
             return self.drop("bad_sequence")
-        media = d.get("media")
+        media: Any = d.get("media")  # a dict once media_audio has accepted it
         audio = media_audio(media, self._max_b64)
         if audio is None:
             return self.drop("bad_media")
@@ -191,7 +195,7 @@ class CallState:
             self.lag.record(int(stamp), self._clock() * 1000)
         return "media"
 
-    def _start(self, d: dict[str, Any]) -> str:
+    def _start(self, d: dict[str, Any]) -> FrameKind:
         if self.started:
             return self.drop("second_start")
         start = parse_twilio_start(d, self.limits)

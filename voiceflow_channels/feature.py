@@ -19,7 +19,7 @@ from .twilio_events import is_twilio_stop, parse_twilio_media, parse_twilio_star
 
 Result = dict[str, Any]
 
-SAMPLE_START = {
+SAMPLE_START: dict[str, Any] = {
     "event": "start",
     "sequenceNumber": "1",
     "streamSid": "MZ00000000000000000000000000000001",
@@ -32,13 +32,13 @@ SAMPLE_START = {
         "customParameters": {"tenant_id": "  acme  ", "from": "+15551230000", "x": "y"},
     },
 }
-SAMPLE_MEDIA = {
+SAMPLE_MEDIA: dict[str, Any] = {
     "event": "media",
     "sequenceNumber": "2",
     "streamSid": "MZ00000000000000000000000000000001",
     "media": {"track": "inbound", "chunk": "1", "timestamp": "5", "payload": "AAEC"},
 }
-MALFORMED = [
+MALFORMED: list[Any] = [
     None,
     [],
     "media",
@@ -101,7 +101,7 @@ def _marks(step: Step) -> list[str]:
 
 
 async def _route_accepts(enabled: bool) -> bool:
-    headers = []
+    headers: list[tuple[bytes, bytes]] = []
     token = conf.twilio_auth_token()
     if token:
         url = f"{conf.public_url()}/{STREAM_PATH}"
@@ -109,7 +109,7 @@ async def _route_accepts(enabled: bool) -> bool:
     communicator = WebsocketCommunicator(build_router(enabled), f"/{STREAM_PATH}", headers)
     connected, _ = await communicator.connect()
     await communicator.disconnect()
-    return connected
+    return bool(connected)
 
 
 def selftests() -> Result:

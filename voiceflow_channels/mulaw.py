@@ -45,7 +45,7 @@ def linear_to_mulaw(samples: Iterable[int]) -> bytes:
     return bytes(_ENCODE[sample >> 2] for sample in samples)
 
 
-def mulaw_to_linear(data: bytes) -> array.array:
+def mulaw_to_linear(data: bytes) -> array.array[int]:
     """G.711 mu-law to 16-bit signed PCM samples, bit-exact with audioop.ulaw2lin."""
     return array.array("h", (_DECODE[code] for code in data))
 

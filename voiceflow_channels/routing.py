@@ -10,12 +10,17 @@ exception (a 500 and a traceback).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
+from asgiref.typing import (
+    ASGI3Application,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    Scope,
+    WebSocketCloseEvent,
+)
 from channels.routing import URLRouter
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import path, re_path
+from django.urls import URLPattern, path, re_path
 
 from . import conf
 from .checks import check_settings
@@ -26,22 +31,24 @@ log = logging.getLogger("voiceflow_channels")
 STREAM_PATH = "twilio/stream"
 
 
-def refuser(why: str) -> Callable[..., Awaitable[None]]:
+def refuser(why: str) -> ASGI3Application:
     """An ASGI app that refuses a websocket upgrade before accepting it, logging `why`."""
 
-    async def refuse(scope: dict, receive: Any, send: Any) -> None:
+    async def refuse(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "websocket":
             raise ValueError(f"voiceflow_channels routes websockets only, not {scope['type']!r}")
         await receive()
         log.info("voiceflow refused websocket %s: %s", scope.get("path"), why)
-        await send({"type": "websocket.close"})
+        # Before the accept, a close is a refusal of the handshake (daphne and uvicorn: 403).
+        close: WebSocketCloseEvent = {"type": "websocket.close", "code": 1000, "reason": None}
+        await send(close)
 
     return refuse
 
 
 def websocket_urlpatterns(
     enabled: bool | None = None, consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer
-) -> list:
+) -> list[URLPattern]:
     """The app's routes, to add to a URLRouter of your own: empty when the flag is off."""
     if not (isinstance(consumer, type) and issubclass(consumer, TwilioStreamConsumer)):
         raise TypeError(f"consumer must be a TwilioStreamConsumer subclass, not {consumer!r}")
@@ -70,4 +77,5 @@ def build_router(
             STREAM_PATH,
         )
     why = "no such route" if patterns else "no route (VOZ_FEATURE_VOICE_FLOW_A is off)"
-    return URLRouter([*patterns, re_path(r"", refuser(why))])
+    # Channels' URLRouter routes ASGI apps; django-stubs types re_path's target as a view.
+    return URLRouter([*patterns, re_path(r"", refuser(why))])  # type: ignore[arg-type]

@@ -54,7 +54,7 @@ class Drain:
     def __init__(self, open_websockets: Callable[[], int], stop: Callable[[], None]) -> None:
         self._open_websockets = open_websockets
         self._stop = stop
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def sigterm(self) -> None:
         if self._task is not None:
@@ -89,7 +89,7 @@ class Drain:
         self._stop()
 
 
-class DaphneVoiceServer(DaphneServer):
+class DaphneVoiceServer(DaphneServer):  # type: ignore[misc]  # daphne ships no types
     """daphne with a longer close handshake and the drain on SIGTERM."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -111,7 +111,7 @@ class DaphneVoiceServer(DaphneServer):
         loop.add_signal_handler(signal.SIGINT, self._drain.stop_now)
 
 
-class DaphneCommandLine(CommandLineInterface):
+class DaphneCommandLine(CommandLineInterface):  # type: ignore[misc]
     server_class = DaphneVoiceServer
 
 
@@ -153,6 +153,8 @@ class UvicornVoiceServer(uvicorn.Server):
 
     def _open_websockets(self) -> int:
         websocket = self.config.ws_protocol_class
+        if websocket is None:  # uvicorn loads it at startup; before that, none are open
+            return 0
         return sum(isinstance(p, websocket) for p in self.server_state.connections)
 
 

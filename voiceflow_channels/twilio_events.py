@@ -18,7 +18,16 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-KNOWN_EVENTS = frozenset({"connected", "start", "media", "stop", "mark", "dtmf"})
+# What an inbound event is taken as: one Twilio sends, or "unknown" for any other name.
+EventName = Literal["connected", "start", "media", "stop", "mark", "dtmf", "unknown"]
+_KNOWN_EVENTS: dict[str, EventName] = {
+    "connected": "connected",
+    "start": "start",
+    "media": "media",
+    "stop": "stop",
+    "mark": "mark",
+    "dtmf": "dtmf",
+}
 
 # customParameters keys that may name the tenant / the caller's number, in order of preference.
 # These are the ONLY sources of tenant_id and from_number: nothing else in the start is trusted.
@@ -51,7 +60,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def decode_message(text: Any) -> dict | None:
+def decode_message(text: Any) -> dict[str, Any] | None:
     """Decode one websocket text frame into an event dict; None if it is not JSON or not an
     object with a string `event`."""
     try:
@@ -63,14 +72,14 @@ def decode_message(text: Any) -> dict | None:
     return d
 
 
-def event_name(d: Any) -> str | None:
+def event_name(d: Any) -> EventName | None:
     """The event's name if it is one Twilio sends, "unknown" for any other string, else None."""
     if type(d) is not dict:
         return None
     name = d.get("event")
     if type(name) is not str:
         return None
-    return name if name in KNOWN_EVENTS else "unknown"
+    return _KNOWN_EVENTS.get(name, "unknown")
 
 
 def sequence_number(d: Any) -> int | None:
@@ -100,7 +109,7 @@ def media_audio(media: Any, max_b64_chars: int) -> bytes | None:
     return audio if audio else None
 
 
-def parse_twilio_start(d: Any, limits: Limits = DEFAULT_LIMITS) -> dict | None:
+def parse_twilio_start(d: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] | None:
     """The fields of a `start` event later layers need; None if it is not a usable start.
 
     `tenant_id` and `from_number` come only from the allowlisted customParameters keys, stripped;

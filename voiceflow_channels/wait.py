@@ -7,6 +7,7 @@ process holds the call's stream: every live stream of that `callSid`, and no oth
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels import DEFAULT_CHANNEL_LAYER
@@ -46,7 +47,9 @@ start = async_to_sync(astart)
 end = async_to_sync(aend)
 
 
-async def send_to_call(call_sid: str, message: dict, alias: str = DEFAULT_CHANNEL_LAYER) -> None:
+async def send_to_call(
+    call_sid: str, message: dict[str, Any], alias: str = DEFAULT_CHANNEL_LAYER
+) -> None:
     """Send one layer message to every live stream of `call_sid`."""
     group = group_name(call_sid)
     layer = get_channel_layer(alias)

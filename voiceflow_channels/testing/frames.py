@@ -9,7 +9,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import websockets
-from websockets.frames import Frame, Opcode, apply_mask
+
+# websockets.frames holds the C apply_mask when its speedups are built (websockets.utils has
+# only the pure-Python one); it does not declare it exported.
+from websockets.frames import Frame, Opcode, apply_mask  # type: ignore[attr-defined]
 from websockets.protocol import State
 
 from .simulated_call import Step

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import websockets
 from websockets.exceptions import WebSocketException
@@ -68,12 +69,12 @@ class Listener:
         now = self.loop.time()
         # Twilio reads JSON text frames only.
         d = decode_message(message) if isinstance(message, str) else None
-        event = d["event"] if d is not None else None
+        if d is None:
+            self.malformed += 1
+            return
+        event = d["event"]
         if event not in ("media", "mark", "clear"):
-            if d is None:
-                self.malformed += 1
-            else:
-                self.unknown += 1
+            self.unknown += 1
             return
         due = self._play(d, event, now) if d.get("streamSid") == self.call.stream_sid else None
         if due is None:
@@ -83,7 +84,7 @@ class Listener:
         self._echo(due)
         self._arm()
 
-    def _play(self, d: dict, event: str, now: float) -> list[str] | None:
+    def _play(self, d: dict[str, Any], event: str, now: float) -> list[str] | None:
         """The marks to echo now, or None when the message is malformed."""
         if event == "media":
             audio = parse_twilio_media(d, OUTBOUND_LIMITS)
