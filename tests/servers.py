@@ -1,5 +1,5 @@
-"""Real servers for tests: the example project under daphne or uvicorn, and redis-server, each on
-a free 127.0.0.1 port, started and stopped by the test."""
+"""Real servers for tests: the example project (or another ASGI app) under daphne or uvicorn, and
+redis-server, each on a free 127.0.0.1 port, started and stopped by the test."""
 
 from __future__ import annotations
 
@@ -37,17 +37,22 @@ SERVERS = tuple(LISTENING)
 
 
 class Server:
-    """`python -m example_project --server daphne|uvicorn` on a free port; its log lines are
-    collected as they come."""
+    """`python -m example_project --server daphne|uvicorn` on a free port, or with `application`
+    ("module:attribute") the app's launcher serving that app; its log lines are collected as they
+    come."""
 
-    def __init__(self, server: str = "daphne", **env: str) -> None:
+    def __init__(self, server: str = "daphne", application: str | None = None, **env: str) -> None:
         self.server = server
         self.port = free_port()
         self.lines: list[str] = []
         self._new_line = threading.Condition()
         options = ["--server", server, "-b", "127.0.0.1", "-p", str(self.port)]
+        if application is None:
+            command = ["-m", "example_project", *options]
+        else:
+            command = ["-m", "voiceflow_channels.server", *options, application]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "example_project", *options],
+            [sys.executable, *command],
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=subprocess.DEVNULL,

@@ -196,7 +196,9 @@ def serve_uvicorn(application: str, argv: list[str]) -> None:
         ws_max_size=MAX_WEBSOCKET_BYTES,
         # Twilio connects without it; a client that asked for it would cost zlib per frame.
         ws_per_message_deflate=False,
-        lifespan="off",  # neither Django nor Channels speaks it
+        # A FastAPI or Starlette app's startup and shutdown run; a Django or Channels app has
+        # none, which uvicorn says once at start ("appears unsupported", INFO).
+        lifespan="auto",
         access_log=False,
         log_config=None,  # the project's LOGGING formats uvicorn's lines like the app's
     )
