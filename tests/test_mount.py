@@ -13,8 +13,8 @@ from starlette.routing import Router, WebSocketRoute
 from websockets.exceptions import InvalidStatus
 
 from tests.servers import Server
-from voiceflow_channels import callsim
 from voiceflow_channels.routing import build_router
+from voiceflow_channels.testing import callsim
 
 # Served, never imported here: it configures Django's settings, which pytest has configured.
 FASTAPI_APP = "tests.fastapi_app:app"
