@@ -1,6 +1,8 @@
 """The example ASGI app: Django for HTTP, the voiceflow router (serving the demo assistant) for
 websockets."""
 
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")

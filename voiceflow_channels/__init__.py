@@ -1,1 +1,3 @@
-"""Twilio Media Streams over a Django Channels websocket, served by daphne."""
+"""Twilio Media Streams over a Django Channels websocket, served by daphne or uvicorn."""
+
+from __future__ import annotations

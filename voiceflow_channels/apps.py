@@ -1,3 +1,7 @@
+"""The app's configuration: its system checks register when Django is ready."""
+
+from __future__ import annotations
+
 from django.apps import AppConfig
 
 
