@@ -13,6 +13,14 @@ INSTALLED_APPS = [
     "channels",
     "voiceflow_channels",
 ]
+# startproject's list, less what needs apps this project does not install (sessions, auth,
+# messages): CSRF stays on, as in any project, and the voice webhooks work with it.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
 ROOT_URLCONF = "example_project.urls"
 ASGI_APPLICATION = "example_project.asgi.application"
 DATABASES: dict = {}
@@ -27,8 +35,13 @@ VOICE_WAIT_SOUND_TRIGGER_MS = os.environ.get("VOICE_WAIT_SOUND_TRIGGER_MS", "800
 TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
 VOICEFLOW_PUBLIC_URL = os.environ.get("VOICEFLOW_PUBLIC_URL", "")
 VOICE_WAIT_SOUND_FILE = os.environ.get("VOICE_WAIT_SOUND_FILE", "")
+# Comma-separated: +15551234567,sip:*@pbx.example.com (conf reads the string as a list).
+VOICEFLOW_TRANSFER_ALLOWLIST = os.environ.get("VOICEFLOW_TRANSFER_ALLOWLIST", "")
+VOICEFLOW_TENANT_RESOLVER = os.environ.get("VOICEFLOW_TENANT_RESOLVER", "")
 # The demo consumer (example_project/demo.py): how long pressing 1 makes it "think".
 DEMO_WAIT_MS = int(os.environ.get("DEMO_WAIT_MS", "3000"))
+# ... and where it transfers a call to (on VOICEFLOW_TRANSFER_ALLOWLIST; unset: it does not).
+DEMO_TRANSFER_TO = os.environ.get("DEMO_TRANSFER_TO", "")
 
 # One process: the in-memory layer. Several processes: one Redis shared by all (REDIS_URL).
 if os.environ.get("REDIS_URL"):
@@ -48,6 +61,21 @@ if os.environ.get("REDIS_URL"):
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# How each call is to end (a hang-up, a transfer) is kept in the cache, read by whichever
+# process Twilio asks next: with several processes, the same Redis.
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            # Twilio waits 15 s for TwiML: a Redis that hangs must fail well before that, so the
+            # webhook still answers (a reconnect) instead of Twilio's "application error".
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LOGGING = {
     "version": 1,

@@ -51,3 +51,11 @@ def handled():
     served by that consumer: `build_router(consumer=RecordingConsumer)`."""
     RecordingConsumer.handled = asyncio.Queue()
     return RecordingConsumer.handled
+
+
+@pytest.fixture
+def fresh_cache():
+    """Django's default cache, emptied: a call's recorded end from another test is gone."""
+    from django.core.cache import caches
+
+    caches["default"].clear()

@@ -24,8 +24,16 @@ E002 = "voiceflow_channels.E002"
 E003 = "voiceflow_channels.E003"
 E004 = "voiceflow_channels.E004"
 E005 = "voiceflow_channels.E005"
+E006 = "voiceflow_channels.E006"
+E007 = "voiceflow_channels.E007"
+E008 = "voiceflow_channels.E008"
+E009 = "voiceflow_channels.E009"
 W001 = "voiceflow_channels.W001"
 W002 = "voiceflow_channels.W002"
+W003 = "voiceflow_channels.W003"
+W004 = "voiceflow_channels.W004"
+REDIS_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
+REDIS_LAYER = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
 
 
 def ids(messages: list[CheckMessage]) -> list[str]:
@@ -68,6 +76,8 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_MAX_MESSAGE_BYTES", 0, "bytes"),
         ("VOICEFLOW_MAX_TENANT_CHARS", "many", "characters"),
         ("VOICEFLOW_MAX_CUSTOM_PARAMETERS", -3, "parameters"),
+        ("VOICEFLOW_RECONNECTS", -1, "reconnects"),
+        ("VOICEFLOW_RECONNECTS", "twice", "reconnects"),
     ],
 )
 def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(
@@ -81,8 +91,10 @@ def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its
     assert error.hint.endswith(f"or unset it for the default ({conf.INT_SETTINGS[name]}).")
 
 
-@pytest.mark.parametrize("name", ["VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS"])
-def test_zero_is_allowed_where_it_means_at_once(settings, name):
+@pytest.mark.parametrize(
+    "name", ["VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS", "VOICEFLOW_RECONNECTS"]
+)
+def test_zero_is_allowed_where_it_means_at_once_or_never(settings, name):
     setattr(settings, name, 0)
     assert ids(check_settings()) == []
 
@@ -141,9 +153,15 @@ def test_every_bad_setting_is_reported_at_once_in_a_stable_order(settings):
     settings.VOICE_WAIT_SOUND_FILE = "/nonexistent/chime.wav"
     settings.TWILIO_AUTH_TOKEN = "secret-token"
     settings.VOICEFLOW_PUBLIC_URL = ""
+    settings.VOICEFLOW_TENANT_RESOLVER = "nowhere.resolver"
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = "+1 555,+15551234567,555"
+    settings.VOICEFLOW_TRANSFER_CALLER_ID = "me"
+    settings.CHANNEL_LAYERS = REDIS_LAYER
     messages = check_settings()
-    assert ids(messages) == [W001, E001, E004, E005, E003]
+    assert ids(messages) == [W001, E001, E004, E005, E003, E006, E007, E007, E009, W003]
     assert messages[1].msg.startswith("VOICEFLOW_MAX_STREAMS='lots' ")
+    settings.VOICEFLOW_CALL_CONTROL_CACHE = "calls"
+    assert ids(check_settings())[-1] == E008
 
 
 def test_manage_py_check_shows_each_error_of_a_bad_configuration(settings):
@@ -268,6 +286,11 @@ def test_manage_py_check_shows_a_switch_warning_without_failing(settings, capsys
         "wss://voice.example.com?x=1",
         "wss://voice.example.com#x",
         "wss://h:port",
+        "wss://voice.example.com/twilio/stream",
+        "wss://voice.example.com/voice",
+        " wss://voice.example.com",
+        "wss://voice.example.com ",
+        "wss://voice.example.com\n",
     ],
 )
 def test_a_public_url_that_is_not_a_ws_base_url_is_one_error(settings, url):
@@ -295,9 +318,16 @@ def test_a_token_without_a_public_url_is_one_error_that_does_not_show_the_token(
     assert "secret-token" not in error.msg + error.hint
 
 
+@pytest.mark.parametrize("url", ["wss://voice.example.com/", "ws://127.0.0.1:8000"])
+def test_a_base_url_with_no_path_but_a_slash_or_with_a_port_is_fine(settings, url):
+    settings.VOICEFLOW_PUBLIC_URL = url
+    assert ids(check_settings()) == []
+
+
 def test_the_deploy_check_warns_once_when_the_flag_is_on_without_a_token(settings):
     settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
     settings.TWILIO_AUTH_TOKEN = ""
+    settings.VOICEFLOW_PUBLIC_URL = "wss://voice.example.com"
     assert ids(check_settings()) == []
     [warning] = check_deploy()
     assert warning.id == W002
@@ -356,3 +386,96 @@ def test_feature_contract():
     for name in ("selftests", "security_checks"):
         result = FEATURE[name]()
         assert result["ok"] is True and isinstance(result["message"], str)
+
+
+def test_the_flag_on_without_a_public_url_warns_that_the_voice_webhook_cannot_answer(settings):
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "1"
+    settings.TWILIO_AUTH_TOKEN = ""
+    settings.VOICEFLOW_PUBLIC_URL = ""
+    [warning] = check_settings()
+    assert warning.id == W004
+    assert warning.msg.startswith("VOICEFLOW_PUBLIC_URL is not set: POST /twilio/voice answers 503")
+    assert "SILENCED_SYSTEM_CHECKS" in warning.hint
+    settings.VOZ_FEATURE_VOICE_FLOW_A = "0"
+    assert ids(check_settings()) == []
+
+
+def no_tenant(request) -> None:
+    """A tenant resolver, as VOICEFLOW_TENANT_RESOLVER names one."""
+
+
+def test_a_call_control_deployment_raises_nothing(settings):
+    settings.VOICEFLOW_TENANT_RESOLVER = "tests.test_checks.no_tenant"
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = ["+15551234567", "+4420*", "sip:*@pbx.example.com"]
+    settings.VOICEFLOW_TRANSFER_CALLER_ID = "+15550001111"
+    settings.VOICEFLOW_RECONNECTS = "0"
+    settings.CHANNEL_LAYERS = REDIS_LAYER
+    settings.CACHES = REDIS_CACHE
+    assert ids(check_settings()) == []
+    assert conf.reconnects() == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("nowhere.resolver", "cannot be imported (ModuleNotFoundError: "),
+        ("voiceflow_channels.conf.no_such_function", "cannot be imported (ImportError: "),
+        ("resolver", "cannot be imported (ImportError: "),
+        ("voiceflow_channels.conf.TRUTHY", "names a frozenset, not a callable"),
+    ],
+)
+def test_a_tenant_resolver_that_cannot_be_called_is_one_error(settings, path, problem):
+    settings.VOICEFLOW_TENANT_RESOLVER = path
+    [error] = check_settings()
+    assert error.id == E006
+    assert error.msg.startswith(f"VOICEFLOW_TENANT_RESOLVER={path!r} {problem}")
+    assert error.hint.startswith("Set it to the dotted path of a function that takes the ")
+
+
+def test_each_bad_allowlist_entry_is_an_error_of_its_own(settings):
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = ["+15551234567", "+1 555 0100", "*", 42, ""]
+    messages = check_settings()
+    assert ids(messages) == [E007, E007, E007]
+    assert [m.msg.split(" is ")[0] for m in messages] == [
+        "VOICEFLOW_TRANSFER_ALLOWLIST entry '+1 555 0100'",
+        "VOICEFLOW_TRANSFER_ALLOWLIST entry '*'",
+        "VOICEFLOW_TRANSFER_ALLOWLIST entry 42",
+    ]
+    assert messages[0].hint.startswith("List the destinations calls may be transferred to")
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = 15551234567
+    [error] = check_settings()
+    assert error.msg == (
+        "VOICEFLOW_TRANSFER_ALLOWLIST=15551234567 is a int, not a list or comma-separated string."
+    )
+
+
+@pytest.mark.parametrize("caller_id", ["me", "15551234567", "+1 555 0100", "sip:me@x.com"])
+def test_a_caller_id_that_is_not_e164_is_one_error(settings, caller_id):
+    settings.VOICEFLOW_TRANSFER_CALLER_ID = caller_id
+    [error] = check_settings()
+    assert error.id == E009
+    assert error.msg == f"VOICEFLOW_TRANSFER_CALLER_ID={caller_id!r} is not an E.164 number."
+
+
+def test_a_call_control_cache_missing_from_caches_is_one_error_naming_those_there(settings):
+    settings.VOICEFLOW_CALL_CONTROL_CACHE = "calls"
+    [error] = check_settings()
+    assert error.id == E008
+    assert error.msg == "VOICEFLOW_CALL_CONTROL_CACHE='calls' is not in CACHES ('default')."
+
+
+def test_a_shared_layer_with_a_per_process_cache_is_a_warning(settings):
+    settings.CHANNEL_LAYERS = REDIS_LAYER
+    [warning] = check_settings()
+    assert warning.id == W003
+    assert "is per process while the channel layer (channels_redis" in warning.msg
+    assert warning.hint.startswith("Point it at a cache every server process shares")
+    settings.CACHES = REDIS_CACHE
+    assert ids(check_settings()) == []
+
+
+def test_a_dummy_cache_loses_every_decision_even_in_one_process(settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    [warning] = check_settings()
+    assert warning.id == W003
+    assert "stores nothing: every hang-up and transfer is lost" in warning.msg

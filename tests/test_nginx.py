@@ -1,5 +1,6 @@
 """Behind nginx: the README's nginx block, run as written in front of a real daphne, terminating
-TLS with a self-signed certificate; signed upgrades pass through it, unsigned ones do not."""
+TLS with a self-signed certificate; signed upgrades pass through it, unsigned ones do not, and
+the voice webhook's signed POST is answered through it."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import socket
 import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import websockets
+from twilio.request_validator import RequestValidator
 from websockets.exceptions import InvalidStatus
 
 from tests.servers import ROOT, STARTUP_SECONDS, Daphne, end_process, free_port
@@ -183,3 +187,19 @@ async def test_an_unsigned_or_wrongly_signed_upgrade_is_refused(proxy, signature
             pass
     assert refused.value.response.status_code == 403
     proxy.daphne.wait_for(rf"voiceflow refused upgrade to /twilio/stream: {why}")
+
+
+def test_a_signed_voice_webhook_post_through_nginx_is_answered_with_the_stream(proxy):
+    url = f"https://localhost:{proxy.port}/twilio/voice"
+    form = {"CallSid": "CA" + "5" * 32, "From": "+15551234567", "To": "+15550001111"}
+    request = urllib.request.Request(
+        url,
+        data=urlencode(form).encode(),
+        headers={"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, form)},
+    )
+    with urllib.request.urlopen(request, context=proxy.ssl, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/xml"
+        body = response.read().decode()
+    assert f'<Stream url="{proxy.url}">' in body
+    assert f'<Connect action="{url}/after">' in body

@@ -1,4 +1,5 @@
-"""X-Twilio-Signature: our HMAC against Twilio's own RequestValidator, and the consumer's door."""
+"""X-Twilio-Signature: our HMAC against Twilio's own RequestValidator (upgrades and form POSTs),
+and the consumer's door."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.http import QueryDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
@@ -13,8 +15,10 @@ from twilio.request_validator import RequestValidator
 from tests.utils import STREAM, expect_server_close, metric, open_stream, send_all
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.signature import (
+    compute_form_signature,
     compute_signature,
     header_signature,
+    is_valid_form_signature,
     is_valid_signature,
     url_variants,
 )
@@ -37,6 +41,40 @@ def test_our_signature_is_twilios(token, host, path):
     assert ours == RequestValidator(token).compute_signature(url, {})
     assert RequestValidator(token).validate(url, {}, ours)
     assert is_valid_signature(token, url, ours)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    token=st.text(min_size=1, max_size=40),
+    query=st.from_regex(
+        r"(\?[a-z]{1,8}=[a-z0-9]{0,8}(&[a-z]{1,8}=[a-z0-9]{0,8}){0,2})?", fullmatch=True
+    ),
+    # A form as Twilio POSTs it: any names and values, a name possibly repeated.
+    pairs=st.lists(st.tuples(st.text(max_size=12), st.text(max_size=24)), max_size=12),
+)
+def test_our_form_signature_is_twilios_repeated_names_and_unicode_included(token, query, pairs):
+    url = f"https://voice.example.com/twilio/voice{query}"
+    form = QueryDict(mutable=True)
+    for name, value in pairs:
+        form.appendlist(name, value)
+    ours = compute_form_signature(token, url, dict(form.lists()))
+    assert ours == RequestValidator(token).compute_signature(url, form)
+    assert RequestValidator(token).validate(url, form, ours)
+    assert is_valid_form_signature(token, url, dict(form.lists()), ours)
+
+
+def test_a_form_signature_covers_every_parameter_and_the_query():
+    url = "https://voice.example.com/twilio/voice"
+    form = {"CallSid": "CA" + "0" * 32, "From": "+15551234567", "To": "+15550001111"}
+    signature = RequestValidator(TOKEN).compute_signature(url, form)
+    assert is_valid_form_signature(TOKEN, url, form, signature)
+    assert is_valid_form_signature(TOKEN, url.replace(".com", ".com:443"), form, signature)
+    assert is_valid_form_signature(TOKEN, url, {k: [v] for k, v in form.items()}, signature)
+    assert not is_valid_form_signature(TOKEN, url, {**form, "To": "+19005550100"}, signature)
+    assert not is_valid_form_signature(TOKEN, url, {**form, "Extra": ""}, signature)
+    assert not is_valid_form_signature(TOKEN, url + "?reconnect=1", form, signature)
+    assert not is_valid_form_signature(TOKEN, url, {}, signature)
+    assert not is_valid_form_signature("", url, form, signature)
 
 
 def test_signed_with_or_without_the_port_both_pass():

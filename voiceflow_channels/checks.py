@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from channels import DEFAULT_CHANNEL_LAYER
+from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from . import conf
 from .chime import SoundFileError, load_wav
+from .destinations import entry_problem, is_e164
 
 _PLAYBACK_SETTINGS = (
     "VOICEFLOW_MARK_EVERY_MS",
@@ -25,7 +28,13 @@ _UNITS = (
     ("_CHARS", "characters"),
     ("_STREAMS", "streams"),
     ("_PARAMETERS", "parameters"),
+    ("_RECONNECTS", "reconnects"),
 )
+# Integer settings where 0 is meaningful: at once, no wait, never.
+_ZERO_ALLOWED = ("VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS", "VOICEFLOW_RECONNECTS")
+_IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+_LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+_DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
 
 
 @register()
@@ -37,6 +46,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
         *_playback_messages(),
         *_sound_messages(),
         *_signature_messages(),
+        *_tenant_resolver_messages(),
+        *_allowlist_messages(),
+        *_caller_id_messages(),
+        *_cache_messages(),
     ]
 
 
@@ -79,7 +92,7 @@ def _int_messages() -> list:
     for name, default in conf.INT_SETTINGS.items():
         value = conf.raw(name, default)
         number = conf.as_int(value)
-        minimum = 0 if name in ("VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS") else 1
+        minimum = 0 if name in _ZERO_ALLOWED else 1
         if number is None or number < minimum:
             messages.append(
                 Error(
@@ -161,6 +174,17 @@ def _signature_messages() -> list:
                 id="voiceflow_channels.E003",
             )
         )
+    elif conf.voz_feature_voice_flow_a() and not url:
+        messages.append(
+            Warning(
+                "VOICEFLOW_PUBLIC_URL is not set: POST /twilio/voice answers 503, since the "
+                "TwiML it answers names the public URLs of the stream and of its action.",
+                hint="Set VOICEFLOW_PUBLIC_URL to the public base URL Twilio reaches, e.g. "
+                "wss://voice.example.com; or, if you answer calls with TwiML of your own, add "
+                "voiceflow_channels.W004 to SILENCED_SYSTEM_CHECKS.",
+                id="voiceflow_channels.W004",
+            )
+        )
     return messages
 
 
@@ -170,8 +194,104 @@ def _is_base_url(url: str) -> bool:
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError:
         return False
+    # The signed URLs are this plus a path: a path of its own, or spaces, would be signed too.
     return (
         parts.scheme in ("wss", "ws")
         and bool(parts.hostname)
+        and parts.path in ("", "/")
         and not (parts.query or parts.fragment)
+        and url == url.strip()
     )
+
+
+def _tenant_resolver_messages() -> list:
+    path = conf.raw("VOICEFLOW_TENANT_RESOLVER", "")
+    try:
+        resolver = conf.tenant_resolver()
+    except Exception as exc:  # ImportError, or whatever importing the module raised
+        problem = f"cannot be imported ({type(exc).__name__}: {exc})"
+    else:
+        if resolver is None or callable(resolver):
+            return []
+        problem = f"names a {type(resolver).__name__}, not a callable"
+    return [
+        Error(
+            f"VOICEFLOW_TENANT_RESOLVER={path!r} {problem}.",
+            hint="Set it to the dotted path of a function that takes the voice webhook's request "
+            "and returns a tenant id or None, e.g. myapp.tenants.by_dialled_number; or unset it.",
+            id="voiceflow_channels.E006",
+        )
+    ]
+
+
+def _allowlist_messages() -> list:
+    value = conf.raw("VOICEFLOW_TRANSFER_ALLOWLIST", ())
+    entries = value.split(",") if isinstance(value, str) else value
+    if not isinstance(entries, list | tuple):
+        kind = type(value).__name__
+        return [_allowlist_error(f"={value!r} is a {kind}, not a list or comma-separated string")]
+    stripped = [e.strip() if isinstance(e, str) else e for e in entries]
+    return [
+        _allowlist_error(f" entry {entry!r} {problem}")
+        for entry in stripped
+        if entry != "" and (problem := entry_problem(entry))
+    ]
+
+
+def _allowlist_error(what: str) -> Error:
+    return Error(
+        f"VOICEFLOW_TRANSFER_ALLOWLIST{what}.",
+        hint="List the destinations calls may be transferred to, exactly (+15551234567, "
+        "sip:desk@pbx.example.com) or by a wildcard (+4420*, sip:*@pbx.example.com); in the "
+        "env, comma-separated.",
+        id="voiceflow_channels.E007",
+    )
+
+
+def _caller_id_messages() -> list:
+    caller_id = conf.transfer_caller_id()
+    if caller_id is None or is_e164(caller_id):
+        return []
+    return [
+        Error(
+            f"VOICEFLOW_TRANSFER_CALLER_ID={caller_id!r} is not an E.164 number.",
+            hint="Set it to one of your Twilio numbers or a verified caller ID, e.g. "
+            "+15551234567; or unset it to show the caller's own number.",
+            id="voiceflow_channels.E009",
+        )
+    ]
+
+
+def _cache_messages() -> list:
+    alias = conf.call_control_cache()
+    caches = settings.CACHES
+    if alias not in caches:
+        return [
+            Error(
+                f"VOICEFLOW_CALL_CONTROL_CACHE={alias!r} is not in CACHES "
+                f"({', '.join(map(repr, caches)) or 'none'}).",
+                hint="Set it to the alias of a cache in CACHES (default: 'default'), shared by "
+                "every server process: Django's RedisCache with several.",
+                id="voiceflow_channels.E008",
+            )
+        ]
+    backend = caches[alias].get("BACKEND", "")
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    layer = layers.get(DEFAULT_CHANNEL_LAYER, {}).get("BACKEND", _IN_MEMORY_LAYER)
+    if backend == _DUMMY_CACHE:
+        problem = "stores nothing: every hang-up and transfer is lost"
+    elif backend == _LOCMEM_CACHE and layer != _IN_MEMORY_LAYER:
+        problem = (
+            f"is per process while the channel layer ({layer}) is shared: a hang-up or transfer "
+            "decided on one process is not found on the one Twilio asks next"
+        )
+    else:
+        return []
+    return [
+        Warning(
+            f"VOICEFLOW_CALL_CONTROL_CACHE={alias!r} ({backend}) {problem}.",
+            hint="Point it at a cache every server process shares, e.g. "
+            "django.core.cache.backends.redis.RedisCache on the layer's Redis.",
+            id="voiceflow_channels.W003",
+        )
+    ]

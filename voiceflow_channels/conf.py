@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .chime import load_wav, synthesize_chime
 from .playback import DEFAULT_LEAD_MS, DEFAULT_MARK_EVERY_MS, DEFAULT_MAX_QUEUED_MS
@@ -40,6 +42,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_START_TIMEOUT_S": 5,
     "VOICEFLOW_IDLE_TIMEOUT_S": 10,
     "VOICEFLOW_MAX_STREAMS": 1000,
+    "VOICEFLOW_RECONNECTS": 2,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -138,6 +141,38 @@ def twilio_auth_token() -> str:
 
 def public_url() -> str:
     return str(raw("VOICEFLOW_PUBLIC_URL", "") or "").rstrip("/")
+
+
+def reconnects() -> int:
+    return _int("VOICEFLOW_RECONNECTS")
+
+
+def transfer_allowlist() -> tuple[str, ...]:
+    """The allowed transfer destinations: a list or tuple, or a comma-separated string (as the
+    env holds it); entries stripped, empty ones and non-strings dropped (a check reports them)."""
+    value = raw("VOICEFLOW_TRANSFER_ALLOWLIST", ())
+    entries = value.split(",") if isinstance(value, str) else value
+    if not isinstance(entries, list | tuple):
+        return ()
+    return tuple(e.strip() for e in entries if isinstance(e, str) and e.strip())
+
+
+def transfer_caller_id() -> str | None:
+    """The number a transferred call shows its callee (`<Dial callerId>`); None: Twilio's
+    default, the caller's own number."""
+    return str(raw("VOICEFLOW_TRANSFER_CALLER_ID", "") or "").strip() or None
+
+
+def tenant_resolver() -> Callable[..., Any] | None:
+    """The callable VOICEFLOW_TENANT_RESOLVER names (it takes the voice webhook's request and
+    returns a tenant id or None), or None when unset. ImportError when it names nothing."""
+    path = str(raw("VOICEFLOW_TENANT_RESOLVER", "") or "").strip()
+    return import_string(path) if path else None
+
+
+def call_control_cache() -> str:
+    """The alias, in CACHES, of the cache that keeps how each call is to end."""
+    return str(raw("VOICEFLOW_CALL_CONTROL_CACHE", "default") or "default").strip()
 
 
 def limits() -> Limits:

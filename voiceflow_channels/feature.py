@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from . import conf
 from .call_state import CallState
+from .destinations import check_destination
 from .playback import Mark, Playback, Step
 from .routing import STREAM_PATH, build_router
 from .signature import compute_signature
@@ -151,6 +152,7 @@ def security_checks() -> Result:
     parsed = parse_twilio_start(SAMPLE_START)
     if parsed is None or parsed["tenant_id"] != "acme":
         failures.append("allowlisted tenant_id not stripped")
+    failures += _transfer_failures()
     if failures:
         return {"ok": False, "message": "; ".join(failures)}
     signing = (
@@ -161,8 +163,27 @@ def security_checks() -> Result:
     return {
         "ok": True,
         "message": "flag defaults OFF; tenant_id only from allowlisted keys, "
-        f"stripped; signature check {signing}",
+        f"stripped; transfers only to allowlisted destinations; signature check {signing}",
     }
+
+
+def _transfer_failures() -> list[str]:
+    """A premium number, or any destination off the allowlist, is refused; one on it passes."""
+    failures = []
+    cases = (
+        ("+19005550100", ("+15551230000",), False),
+        ("+15551230000", (), False),
+        ("+15551230000", ("+15551230000",), True),
+    )
+    for to, allowlist, allowed in cases:
+        try:
+            passed = check_destination(to, allowlist) == to
+        except ValueError:
+            passed = False
+        if passed != allowed:
+            said = "refused" if allowed else "allowed"
+            failures.append(f"a transfer to {to} was {said} by the allowlist {allowlist}")
+    return failures
 
 
 def load_profile() -> Result:

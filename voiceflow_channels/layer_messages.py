@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+from .destinations import MAX_DESTINATION_CHARS, is_destination
 
 MAX_REASON_CHARS = 64
 MAX_LABEL_CHARS = 64
@@ -74,9 +76,36 @@ class AudioClear(_LayerMessage):
     type: Literal["voiceflow.audio.clear"]
 
 
-LayerMessage = WaitStart | WaitEnd | AudioPlay | AudioClear
+def check_destination_shape(to: str) -> str:
+    """A transfer's `to` as a message may carry it: an E.164 number or a `sip:` URI (the sender
+    checked it against the allowlist; anything else on the layer is not ours)."""
+    if not is_destination(to):
+        raise ValueError("to must be an E.164 number or a sip: URI")
+    return to
+
+
+class CallHangup(_LayerMessage):
+    """End the call once what is queued has played."""
+
+    type: Literal["voiceflow.call.hangup"]
+
+
+class CallTransfer(_LayerMessage):
+    """Transfer the call to `to` once what is queued has played."""
+
+    type: Literal["voiceflow.call.transfer"]
+    to: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_DESTINATION_CHARS),
+        AfterValidator(check_destination_shape),
+    ]
+
+
+LayerMessage = WaitStart | WaitEnd | AudioPlay | AudioClear | CallHangup | CallTransfer
 _LAYER_MESSAGE: TypeAdapter[LayerMessage] = TypeAdapter(
-    Annotated[LayerMessage, Field(discriminator="type")]
+    Annotated[LayerMessage, Field(discriminator="type")],
+    # Errors are logged: they never repeat what was sent (audio, a transfer's phone number).
+    config=ConfigDict(hide_input_in_errors=True),
 )
 TYPE_PREFIX = "voiceflow."
 

@@ -52,10 +52,32 @@ HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
 INTERNAL_ERRORS = Counter(
     "voiceflow_internal_errors",
     "Exceptions caught so that a call goes on, by where: layer_handler (a bug, never a bad "
-    "message: those are layer failures).",
+    "message: those are layer failures), tenant_resolver (VOICEFLOW_TENANT_RESOLVER raised).",
     ["where"],
 )
 TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, idle.", ["kind"])
+WEBHOOKS_REFUSED = Counter(
+    "voiceflow_webhooks_refused",
+    "Voice webhook requests refused: method (405), malformed (400), signature (403), "
+    "unavailable (503: the flag is off or VOICEFLOW_PUBLIC_URL unset).",
+    ["reason"],
+)
+CALLS_ANSWERED = Counter(
+    "voiceflow_calls_answered", "Calls the voice webhook connected to a stream (reconnects too)."
+)
+CALL_ENDS = Counter(
+    "voiceflow_call_ends",
+    "What the voice webhook's action answered: hangup, transfer (as decided), reconnect "
+    "(no decision: a new stream), reconnects_spent (no decision, none left: hangup), "
+    "call_over (the caller had hung up).",
+    ["how"],
+)
+CALL_CONTROL_FAILURES = Counter(
+    "voiceflow_call_control_failures",
+    "Call-control failures: cache (VOICEFLOW_CALL_CONTROL_CACHE failed), bad_instruction (a "
+    "cached end that is not ours, or a transfer no longer allowed).",
+    ["kind"],
+)
 CALL_LAG_P99 = Histogram(
     "voiceflow_call_inbound_lag_p99_ms",
     "Calls by the p99 of their inbound lag (media.timestamp against arrival), ms.",

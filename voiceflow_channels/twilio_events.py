@@ -135,9 +135,21 @@ def parse_twilio_start(d: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
         "mediaFormat": _media_format(start.get("mediaFormat")),
         "customParameters": params,
         "droppedParameters": dropped,
-        "tenant_id": _match(tenant, _TENANT_RE, limits.max_tenant_chars),
-        "from_number": _match(caller, _PHONE_RE, 64),
+        "tenant_id": clean_tenant_id(tenant, limits.max_tenant_chars),
+        "from_number": clean_phone(caller),
     }
+
+
+def clean_tenant_id(value: Any, max_chars: int = DEFAULT_LIMITS.max_tenant_chars) -> str | None:
+    """A tenant id as `start` accepts one (stripped; letters, digits, `_.-`, up to `max_chars`),
+    else None: the voice webhook sends only what the stream's start will keep."""
+    return _match(value.strip(), _TENANT_RE, max_chars) if type(value) is str else None
+
+
+def clean_phone(value: Any) -> str | None:
+    """A caller's number as `start` accepts one (stripped; `+` and digits, `client:name` or
+    `anonymous`), else None."""
+    return _match(value.strip(), _PHONE_RE, 64) if type(value) is str else None
 
 
 def custom_parameters(raw: Any, limits: Limits = DEFAULT_LIMITS) -> tuple[dict[str, str], int]:
