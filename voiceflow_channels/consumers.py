@@ -5,6 +5,7 @@ wiring of each frame to `CallState` (what arrives), the `Outbox` (what the calle
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,12 +15,16 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from . import conf, metrics
+from . import call_control, conf, metrics
+from .call_ending import STALL_SECONDS, CallEnding
 from .call_layer import CallLayer
 from .call_state import CallState
+from .destinations import check_destination
 from .layer_messages import (
     AudioClear,
     AudioPlay,
+    CallHangup,
+    CallTransfer,
     LayerMessage,
     WaitEnd,
     WaitStart,
@@ -84,6 +89,18 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""
         self.outbox.take(self.playback.clear())
         await self.outbox.flush()
+        await self._end_if_heard()
+
+    async def hangup(self) -> None:
+        """Hang up once the caller has heard what is queued (its last mark echoed): the stream
+        closes and Twilio's `<Connect action>` (/twilio/voice/after) answers `<Hangup/>`."""
+        await self._end_call("hangup", call_control.arecord_hangup)
+
+    async def transfer(self, to: str) -> None:
+        """Like `hangup`, then Twilio dials `to`: an E.164 number or a `sip:` URI on
+        VOICEFLOW_TRANSFER_ALLOWLIST, checked now (a ValueError, and the call goes on)."""
+        to = check_destination(to, conf.transfer_allowlist())
+        await self._end_call("transfer", functools.partial(call_control.arecord_transfer, to=to))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         # Channels' own loop (await_many_dispatch) costs a task and an asyncio.wait per frame;
@@ -93,6 +110,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.layer: CallLayer | None = None
         self._finished = False
+        self.ending: CallEnding | None = None
         self._hears = type(self).on_audio is not TwilioStreamConsumer.on_audio
         try:
             while True:
@@ -170,6 +188,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         if kind == "mark":
             self.outbox.take(self.playback.on_mark(call.last_mark))
             await self.outbox.flush()
+            await self._end_if_heard()
         elif kind == "dtmf":
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
@@ -239,9 +258,69 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
     async def voiceflow_audio_clear(self, message: AudioClear) -> None:
         await self.clear()
 
+    async def voiceflow_call_hangup(self, message: CallHangup) -> None:
+        await self.hangup()
+
+    async def voiceflow_call_transfer(self, message: CallTransfer) -> None:
+        try:
+            check_destination(message.to, conf.transfer_allowlist())
+        except ValueError as exc:  # the sender's process checked it against its own settings
+            metrics.CALL_CONTROL_FAILURES.labels("transfer_refused").inc()
+            log.warning("voiceflow refused a transfer callSid=%s: %s", self.call.call_sid, exc)
+            return
+        await self.transfer(message.to)
+
     async def drain_close(self) -> None:
         """The process drains and this call outlived VOICEFLOW_DRAIN_SECONDS: end it cleanly."""
         await self._finish("drained")
+        await self.close()
+
+    async def _end_call(self, how: str, record: Callable[[str], Awaitable[None]]) -> None:
+        """End the call `how` once everything queued has been heard: the wait ends first (the
+        chime is not worth waiting for), then `record(call_sid)` writes the instruction that
+        /twilio/voice/after answers, then the stream closes."""
+        if self._finished or self.ending is not None:
+            log.info(
+                "voiceflow %s ignored callSid=%s: the call is already ending",
+                how,
+                self.call.call_sid,
+            )
+            return
+        self.ending = CallEnding(how, record, self.playback, self._end_stalled)
+        if self.call.wait.waiting_audio_active:
+            self.end_wait()
+            await self.outbox.flush()  # the chime's clear goes out before the close
+        await self._end_if_heard()
+
+    async def _end_if_heard(self) -> None:
+        if self.ending is not None and self.ending.heard() and not self._finished:
+            await self._end_now()
+
+    def _end_stalled(self) -> None:
+        log.warning(
+            "voiceflow ends callSid=%s (%s) with %d ms unheard: no mark echo for %.0f s",
+            self.call.call_sid,
+            self.ending.how if self.ending else "-",
+            self.playback.unsettled_ms,
+            STALL_SECONDS,
+        )
+        self.outbox.spawn(self._end_now())
+
+    async def _end_now(self) -> None:
+        ending = self.ending
+        if ending is None or not ending.start():
+            return
+        try:
+            await ending.record(self.call.call_sid or "")
+        except Exception:
+            metrics.CALL_CONTROL_FAILURES.labels("cache").inc()
+            log.exception(
+                "voiceflow could not record the %s of callSid=%s in the call-control cache "
+                "(VOICEFLOW_CALL_CONTROL_CACHE): Twilio's action will find no instruction",
+                ending.how,
+                self.call.call_sid,
+            )
+        await self._finish(ending.how)
         await self.close()
 
     async def _join_layer(self) -> None:
@@ -298,6 +377,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         self._finished = True
         STREAMS.discard(self)
         self.watchdog.cancel()
+        if self.ending is not None:
+            self.ending.cancel()
         self.call.wait.notify_wait_end()
         await self.outbox.end()
         call = self.call

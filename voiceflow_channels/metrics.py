@@ -75,7 +75,8 @@ CALL_ENDS = Counter(
 CALL_CONTROL_FAILURES = Counter(
     "voiceflow_call_control_failures",
     "Call-control failures: cache (VOICEFLOW_CALL_CONTROL_CACHE failed), bad_instruction (a "
-    "cached end that is not ours, or a transfer no longer allowed).",
+    "cached end that is not ours, or a transfer no longer allowed), transfer_refused (a "
+    "transfer from the layer to a destination this process does not allow).",
     ["kind"],
 )
 CALL_LAG_P99 = Histogram(
