@@ -373,7 +373,7 @@ async def test_after_a_transfer_to_a_number_the_call_dials_it(public, caplog):
     await call_control.arecord_transfer(CALL_SID, "+15557654321")
     response = await post(AFTER, twilio_form(CallStatus="in-progress"))
     assert response.content.decode() == voice_response_with("dial", "+15557654321")
-    assert f"voiceflow call {CALL_SID} ends: transfer to ********4321" in caplog.text
+    assert f"voiceflow action callSid={CALL_SID}: transfer to ********4321" in caplog.text
     assert "+15557654321" not in caplog.text
 
 

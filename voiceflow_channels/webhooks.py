@@ -111,7 +111,7 @@ async def voice(request: HttpRequest, hook: Webhook) -> str:
     action_url = _public_http_url(reverse("voiceflow-voice-after"), hook.reconnect)
     CALLS_ANSWERED.inc()
     log.info(
-        "voiceflow answered call %s from=%s tenant=%s reconnect=%d",
+        "voiceflow answered callSid=%s from=%s tenant=%s reconnect=%d",
         hook.call_sid,
         mask_phone(caller),
         tenant or "-",
@@ -153,12 +153,12 @@ async def _decided_end(call_sid: str) -> CallHangup | CallTransfer | None:
             check_destination(end.to, conf.transfer_allowlist())
     except ValueError as exc:  # BadInstruction, or a transfer the allowlist refuses
         CALL_CONTROL_FAILURES.labels("bad_instruction").inc()
-        log.error("voiceflow call %s: ignored its recorded end: %s", call_sid, exc)
+        log.error("voiceflow ignored the recorded end of callSid=%s: %s", call_sid, exc)
         return None
     except Exception as exc:
         CALL_CONTROL_FAILURES.labels("cache").inc()
         log.error(
-            "voiceflow call %s: VOICEFLOW_CALL_CONTROL_CACHE=%r failed (%s: %s); answered as a "
+            "voiceflow callSid=%s: VOICEFLOW_CALL_CONTROL_CACHE=%r failed (%s: %s); answered as a "
             "call with no decision",
             call_sid,
             conf.call_control_cache(),
@@ -171,7 +171,7 @@ async def _decided_end(call_sid: str) -> CallHangup | CallTransfer | None:
 
 def _ends(hook: Webhook, how: str, answer: str, said: str) -> str:
     CALL_ENDS.labels(how).inc()
-    log.info("voiceflow call %s ends: %s", hook.call_sid, said)
+    log.info("voiceflow action callSid=%s: %s", hook.call_sid, said)
     return answer
 
 
@@ -190,7 +190,7 @@ async def _tenant(request: HttpRequest, call_sid: str) -> str | None:
     except Exception:
         INTERNAL_ERRORS.labels("tenant_resolver").inc()
         log.exception(
-            "voiceflow VOICEFLOW_TENANT_RESOLVER raised for call %s; it goes on without a tenant",
+            "voiceflow VOICEFLOW_TENANT_RESOLVER raised for callSid=%s; it goes on without a tenant",
             call_sid,
         )
         return None
@@ -199,7 +199,7 @@ async def _tenant(request: HttpRequest, call_sid: str) -> str | None:
     if tenant is None and value not in (None, ""):
         shown = mask_phone(value[:64]) if isinstance(value, str) else type(value).__name__
         log.warning(
-            "voiceflow VOICEFLOW_TENANT_RESOLVER returned %s for call %s: not a tenant id "
+            "voiceflow VOICEFLOW_TENANT_RESOLVER returned %s for callSid=%s: not a tenant id "
             "(letters, digits and _.- up to VOICEFLOW_MAX_TENANT_CHARS); it goes on without one",
             shown,
             call_sid,

@@ -12,11 +12,13 @@ in real time, echoes each `mark` when the audio before it has played, empties it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import websockets
 from websockets.exceptions import InvalidURI, WebSocketException
@@ -24,12 +26,14 @@ from websockets.uri import parse_uri
 
 from ..chime import write_wav
 from ..mulaw import FRAME_MS
+from ..signature import compute_signature
 from .frames import Batch, batches, write_frames
 from .listener import Listener
 from .pacer import Pacer
 from .results import CallResult, Progress, Sent, SimResult
 from .script import DEFAULT_WAIT_KEY, frames_for, is_key, press_frames
 from .simulated_call import SimulatedCall
+from .webhook import Connect, Twilio, after, answer
 
 # One mark every 2 s and one keypress every 2.5 s of audio: rare, as on a real call.
 MARK_EVERY = 100
@@ -56,7 +60,7 @@ def check_url(url: str) -> None:
 
 
 # Sends one call's script on its socket, telling its listener when keys go and when it hangs up.
-_Send = Callable[[websockets.ClientConnection, Listener, Sent], Awaitable[None]]
+_Send = Callable[[websockets.ClientConnection, Listener, Sent], Coroutine[Any, Any, None]]
 
 
 async def _flat_out(
@@ -99,6 +103,7 @@ async def run(
     presses: Iterable[tuple[float, str]] = (),
     wait_key: str = DEFAULT_WAIT_KEY,
     record: Path | None = None,
+    twilio: Twilio | None = None,
 ) -> SimResult:
     """Play `calls` calls of `seconds` audio each, numbered from `first`, and wait for the server
     to close every one after its `stop`. `realtime` paces 50 media frames/s per call; otherwise
@@ -107,6 +112,11 @@ async def run(
     Every call presses the keys in `presses`, (seconds, key) each, as `dtmf` events right after
     the media frame at that time; `wait_key` is the one whose answer is timed as the chime. With
     `record`, what each caller heard goes to `record/<callSid>.wav`, `seconds` long.
+
+    With `twilio`, each call plays Twilio's HTTP side too: the voice webhook first (its TwiML's
+    Parameters go in the start; the stream still opens at `url`), and once the stream has
+    closed, its `<Connect action>`, whose answer is the result's `then`. The server may then
+    close the stream before the call's stop (a hang-up, a transfer): that is not a failure.
     """
     check_url(url)
     if not 1 <= calls <= MAX_CALLS:
@@ -123,6 +133,13 @@ async def run(
         except OSError as exc:
             raise ValueError(f"cannot record to {record}: {exc.strerror or exc}") from exc
     simulated = [SimulatedCall(n, tenant, _caller(n)) for n in range(first, first + calls)]
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    answers: list[Connect | str | None] = [None] * calls
+    if twilio is not None:
+        answers = list(await asyncio.gather(*(_answer(twilio, c, gate) for c in simulated)))
+        for call, connect in zip(simulated, answers, strict=True):
+            if isinstance(connect, Connect):
+                call.parameters = connect.parameters
     # With keys to press, those are the only ones: the server would answer the periodic dtmf too.
     dtmf_every = 0 if after else DTMF_EVERY
     steps = [call.steps(frames, MARK_EVERY, dtmf_every, after) for call in simulated]
@@ -141,18 +158,19 @@ async def run(
         start = asyncio.get_running_loop().time
         sends = [partial(_flat_out, plan, progress) for plan in rendered]
     ears = _Ears("".join(after.values()), wait_key, record, frames * FRAME_MS / 1000)
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     reporter = _report(progress, t0, on_progress, progress_every) if on_progress else None
     reporter_task = asyncio.create_task(reporter) if reporter else None
     try:
-        sockets = await asyncio.gather(*(_connect(url, gate, progress) for _ in simulated))
+        sockets = await asyncio.gather(
+            *(_open(url, gate, progress, twilio, connect) for connect in answers)
+        )
         connect_seconds = time.perf_counter() - t0
         results = await asyncio.gather(
             *(
-                _play(ws, call, start, send, ears, close_timeout, progress)
-                for ws, call, send in zip(sockets, simulated, sends, strict=True)
+                _play(ws, call, start, send, ears, close_timeout, progress, twilio, connect)
+                for ws, call, send, connect in zip(sockets, simulated, sends, answers, strict=True)
             )
         )
     finally:
@@ -178,21 +196,54 @@ def _caller(n: int) -> str:
     return f"+1555{n % 10_000_000:07d}"
 
 
-async def open_socket(url: str) -> websockets.ClientConnection:
+async def open_socket(
+    url: str, headers: dict[str, str] | None = None
+) -> websockets.ClientConnection:
     """Connect as Twilio does: no compression, no pings; and straight to `url`, as a proxy in the
     path would be measured too."""
     return await websockets.connect(
-        url, compression=None, ping_interval=None, proxy=None, open_timeout=OPEN_TIMEOUT
+        url,
+        additional_headers=headers,
+        compression=None,
+        ping_interval=None,
+        proxy=None,
+        open_timeout=OPEN_TIMEOUT,
     )
 
 
+async def _answer(twilio: Twilio, call: SimulatedCall, gate: asyncio.Semaphore) -> Connect | str:
+    """The webhook's answer for `call`, or why there is none."""
+    async with gate:
+        try:
+            return await answer(twilio, call)
+        except ValueError as exc:
+            return f"webhook: {exc}"
+
+
+async def _open(
+    url: str,
+    gate: asyncio.Semaphore,
+    progress: Progress,
+    twilio: Twilio | None,
+    connect: Connect | str | None,
+) -> websockets.ClientConnection | str:
+    """The call's stream at `url`: signed as Twilio signs its TwiML's stream URL when the
+    webhook answered one; or why the webhook failed."""
+    if isinstance(connect, str):
+        return connect
+    headers = None
+    if twilio is not None and connect is not None and twilio.token:
+        headers = {"X-Twilio-Signature": compute_signature(twilio.token, connect.stream_url)}
+    return await _connect(url, gate, progress, headers)
+
+
 async def _connect(
-    url: str, gate: asyncio.Semaphore, progress: Progress
+    url: str, gate: asyncio.Semaphore, progress: Progress, headers: dict[str, str] | None = None
 ) -> websockets.ClientConnection | str:
     """An open socket, or why there is none."""
     async with gate:
         try:
-            ws = await open_socket(url)
+            ws = await open_socket(url, headers)
         except (OSError, TimeoutError, WebSocketException) as exc:
             progress.failed += 1
             return f"connect: {type(exc).__name__}: {exc}"
@@ -208,9 +259,14 @@ async def _play(
     ears: _Ears,
     close_timeout: float,
     progress: Progress,
+    twilio: Twilio | None = None,
+    connect: Connect | str | None = None,
 ) -> CallResult:
-    """Play a call with `send`, from `start()` (loop time); wait for the server to close it."""
+    """Play a call with `send`, from `start()` (loop time); wait for the server to close it.
+    With `twilio`, the server may close it first; then Twilio's action is asked what follows."""
     if isinstance(ws, str):
+        if isinstance(connect, str):  # the webhook failed: _connect never counted it
+            progress.failed += 1
         return CallResult(call.n, call.call_sid, 0, 0, None, ws)
     error: str | None = None
     started = start()
@@ -218,7 +274,13 @@ async def _play(
     reader = asyncio.create_task(listener.listen())
     sent = Sent()
     try:
-        await send(ws, listener, sent)
+        sending = asyncio.create_task(send(ws, listener, sent))
+        waited = {sending, reader} if twilio is not None else {sending}
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if sending.done():
+            await sending
+        else:  # the server ended the call before its stop
+            sending.cancel()
         # The server closes after `stop`: that is the sign it has handled every frame before it.
         async with asyncio.timeout(close_timeout):
             error = await reader
@@ -241,11 +303,17 @@ async def _play(
         except OSError as exc:
             error = error or f"recording {recording}: {exc.strerror or exc}"
             recording = None
+    then = None
+    if twilio is not None and isinstance(connect, Connect) and connect.action:
+        try:
+            then = await after(twilio, call, connect.action)
+        except ValueError as exc:
+            error = error or f"action: {exc}"
     if error:
         progress.failed += 1
     else:
         progress.done += 1
-    return listener.result(sent, error, recording)
+    return dataclasses.replace(listener.result(sent, error, recording), then=then)
 
 
 async def _report(

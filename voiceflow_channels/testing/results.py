@@ -39,6 +39,8 @@ class CallResult:
     unknown: int = 0
     recording: Path | None = None
     held_back: int = 0
+    # With a webhook (--answer): what the stream's <Connect action> answered once it closed.
+    then: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,6 +63,8 @@ class CallResult:
             parts.append(f"most outstanding {self.max_outstanding_ms:.0f} ms")
         if self.malformed or self.unknown:
             parts.append(f"unplayable messages {self.malformed} malformed, {self.unknown} unknown")
+        if self.then is not None:
+            parts.append(f"then {self.then}")
         return f"call {self.n} {self.call_sid}: {', '.join(parts)}"
 
 

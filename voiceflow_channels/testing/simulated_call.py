@@ -38,6 +38,9 @@ class SimulatedCall:
     tenant: str | None = "t1"
     caller: str | None = "+15550000001"
     audio: bytes = bytes([MULAW_SILENCE]) * FRAME_BYTES
+    # The customParameters of the start, when a webhook's TwiML named them (`<Parameter>`s);
+    # otherwise the start carries tenant_id and from.
+    parameters: dict[str, str] | None = None
     call_sid: str = field(init=False)
     stream_sid: str = field(init=False)
     seq: int = field(init=False, default=0)
@@ -75,10 +78,13 @@ class SimulatedCall:
 
     def start(self, **custom: str) -> str:
         params = dict(custom)
-        if self.tenant is not None:
-            params.setdefault("tenant_id", self.tenant)
-        if self.caller is not None:
-            params.setdefault("from", self.caller)
+        if self.parameters is not None:
+            params = {**self.parameters, **params}
+        else:
+            if self.tenant is not None:
+                params.setdefault("tenant_id", self.tenant)
+            if self.caller is not None:
+                params.setdefault("from", self.caller)
         return json.dumps(
             {
                 "event": "start",

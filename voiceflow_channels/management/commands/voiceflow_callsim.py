@@ -8,9 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from voiceflow_channels import conf
 from voiceflow_channels.startup import freeze_startup_objects
 from voiceflow_channels.testing import callsim
 from voiceflow_channels.testing.script import DEFAULT_WAIT_KEY, parse_press
+from voiceflow_channels.testing.webhook import Twilio
 
 DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
 
@@ -71,6 +73,13 @@ class Command(BaseCommand):
             f"{DEFAULT_WAIT_KEY}); any other key's answer is timed as a clear",
         )
         parser.add_argument(
+            "--answer",
+            action="store_true",
+            help="play Twilio's HTTP side too: POST the voice webhook (/twilio/voice on --url's "
+            "host, signed with TWILIO_AUTH_TOKEN over VOICEFLOW_PUBLIC_URL when set) before each "
+            "stream, and once it closes POST its <Connect action> and report what it answered",
+        )
+        parser.add_argument(
             "--record",
             type=Path,
             metavar="DIR",
@@ -98,12 +107,19 @@ class Command(BaseCommand):
                     presses=presses,
                     wait_key=options["wait_key"],
                     record=options["record"],
+                    twilio=(
+                        Twilio.for_stream(
+                            options["url"], conf.public_url(), conf.twilio_auth_token()
+                        )
+                        if options["answer"]
+                        else None
+                    ),
                 )
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         for call in result.calls:
-            if call.heard or call.pressed:
+            if call.heard or call.pressed or call.then:
                 self.stdout.write(call.line())
         mode = "realtime" if options["realtime"] else "flat-out"
         # A server that falls behind shows as frames held back, not as frames queued here.
@@ -131,4 +147,9 @@ class Command(BaseCommand):
             self.stderr.write(f"call {call.n} {call.call_sid}: {call.error}")
         if failed:
             raise CommandError(f"{len(failed)} of {len(result.calls)} calls failed")
-        self.stdout.write(self.style.SUCCESS("every call was closed by the server after its stop"))
+        if options["answer"]:
+            self.stdout.write(self.style.SUCCESS("every call was answered, streamed and ended"))
+        else:
+            self.stdout.write(
+                self.style.SUCCESS("every call was closed by the server after its stop")
+            )
