@@ -190,7 +190,8 @@ async def _tenant(request: HttpRequest, call_sid: str) -> str | None:
     except Exception:
         INTERNAL_ERRORS.labels("tenant_resolver").inc()
         log.exception(
-            "voiceflow VOICEFLOW_TENANT_RESOLVER raised for callSid=%s; it goes on without a tenant",
+            "voiceflow VOICEFLOW_TENANT_RESOLVER raised for callSid=%s; it goes on without a "
+            "tenant",
             call_sid,
         )
         return None
