@@ -22,6 +22,7 @@ run: install
 test: install
 	$(BIN)/python -m compileall -q voiceflow_channels example_project tests manage.py
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	VOZ_FEATURE_VOICE_FLOW_A=0 $(BIN)/python manage.py voiceflow_selftest
 	VOZ_FEATURE_VOICE_FLOW_A=1 $(BIN)/python manage.py voiceflow_selftest

@@ -23,7 +23,7 @@ MIDDLEWARE = [
 ]
 ROOT_URLCONF = "example_project.urls"
 ASGI_APPLICATION = "example_project.asgi.application"
-DATABASES: dict = {}
+DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 # Django's default is America/Chicago, which it also makes the process's TZ; the logs are UTC.
 TIME_ZONE = "UTC"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from channels import DEFAULT_CHANNEL_LAYER
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from . import conf
 from .chime import SoundFileError, load_wav
@@ -38,7 +38,7 @@ _DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
 
 
 @register()
-def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Every voiceflow setting has a usable type and range."""
     return [
         *_flag_messages(),
@@ -54,7 +54,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list:
 
 
 @register(Tags.security, deploy=True)
-def check_deploy(app_configs: Any = None, **kwargs: Any) -> list:
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """A public deployment verifies that streams really come from Twilio."""
     if conf.voz_feature_voice_flow_a() and not conf.twilio_auth_token():
         return [
@@ -69,8 +69,8 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list:
     return []
 
 
-def _flag_messages() -> list:
-    messages = []
+def _flag_messages() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
     for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"):
         value = conf.raw(name, False)
         if isinstance(value, bool):
@@ -87,8 +87,8 @@ def _flag_messages() -> list:
     return messages
 
 
-def _int_messages() -> list:
-    messages = []
+def _int_messages() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
     for name, default in conf.INT_SETTINGS.items():
         value = conf.raw(name, default)
         number = conf.as_int(value)
@@ -113,13 +113,13 @@ def _unit(name: str) -> str:
     raise ValueError(f"{name} names no unit: add its suffix to checks._UNITS")
 
 
-def _playback_messages() -> list:
+def _playback_messages() -> list[CheckMessage]:
     values = {n: conf.as_int(conf.raw(n, conf.INT_SETTINGS[n])) for n in _PLAYBACK_SETTINGS}
-    if None in values.values():
-        return []  # E001 already names the bad one
     every = values["VOICEFLOW_MARK_EVERY_MS"]
     lead = values["VOICEFLOW_PLAYBACK_LEAD_MS"]
     queued = values["VOICEFLOW_MAX_QUEUED_AUDIO_MS"]
+    if every is None or lead is None or queued is None:
+        return []  # E001 already names the bad one
     if every % 20 == 0 and every <= lead <= queued:
         return []
     return [
@@ -134,7 +134,7 @@ def _playback_messages() -> list:
     ]
 
 
-def _sound_messages() -> list:
+def _sound_messages() -> list[CheckMessage]:
     path = conf.voice_wait_sound_file()
     if not path:
         return []
@@ -152,9 +152,9 @@ def _sound_messages() -> list:
     return []
 
 
-def _signature_messages() -> list:
+def _signature_messages() -> list[CheckMessage]:
     url = conf.public_url()
-    messages = []
+    messages: list[CheckMessage] = []
     if url and not _is_base_url(url):
         messages.append(
             Error(
@@ -204,7 +204,7 @@ def _is_base_url(url: str) -> bool:
     )
 
 
-def _tenant_resolver_messages() -> list:
+def _tenant_resolver_messages() -> list[CheckMessage]:
     path = conf.raw("VOICEFLOW_TENANT_RESOLVER", "")
     try:
         resolver = conf.tenant_resolver()
@@ -224,7 +224,7 @@ def _tenant_resolver_messages() -> list:
     ]
 
 
-def _allowlist_messages() -> list:
+def _allowlist_messages() -> list[CheckMessage]:
     value = conf.raw("VOICEFLOW_TRANSFER_ALLOWLIST", ())
     entries = value.split(",") if isinstance(value, str) else value
     if not isinstance(entries, list | tuple):
@@ -248,7 +248,7 @@ def _allowlist_error(what: str) -> Error:
     )
 
 
-def _caller_id_messages() -> list:
+def _caller_id_messages() -> list[CheckMessage]:
     caller_id = conf.transfer_caller_id()
     if caller_id is None or is_e164(caller_id):
         return []
@@ -262,7 +262,7 @@ def _caller_id_messages() -> list:
     ]
 
 
-def _cache_messages() -> list:
+def _cache_messages() -> list[CheckMessage]:
     alias = conf.call_control_cache()
     caches = settings.CACHES
     if alias not in caches:

@@ -7,9 +7,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from asgiref.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    WebSocketDisconnectEvent,
+    WebSocketResponseBodyEvent,
+    WebSocketResponseStartEvent,
+    WebSocketScope,
+)
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -43,7 +51,8 @@ from .watchdog import Watchdog
 log = logging.getLogger("voiceflow_channels")
 
 
-class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
+# Channels ships no type hints: its consumer is Any to mypy.
+class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """One call's stream: each frame goes to `CallState`, outbound audio through `Playback`;
     waits and audio also come from the layer (`voiceflow_channels.wait`, `.audio`).
 
@@ -102,7 +111,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         to = check_destination(to, conf.transfer_allowlist())
         await self._end_call("transfer", functools.partial(call_control.arecord_transfer, to=to))
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         # Channels' own loop (await_many_dispatch) costs a task and an asyncio.wait per frame;
         # the socket is read directly here and the layer gets its own task once the call starts.
         self.scope = scope
@@ -115,8 +126,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         try:
             while True:
                 message = await receive()
-                text = message.get("text")
-                if text is not None and message["type"] == "websocket.receive":
+                if (
+                    message["type"] == "websocket.receive"
+                    and (text := message.get("text")) is not None
+                ):
                     await self.receive(text)  # the hot path: straight to the frame handler
                 else:
                     await self.dispatch(message)
@@ -129,7 +142,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
             if self.layer is not None:
                 self.layer.cancel()
 
-    async def dispatch(self, message: dict) -> None:
+    async def dispatch(self, message: Mapping[str, object]) -> None:
         # This consumer never touches the DB: no close_old_connections thread hop per message.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -186,7 +199,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
                 await self._hook(self.on_audio, call.audio)
             return
         if kind == "mark":
-            self.outbox.take(self.playback.on_mark(call.last_mark))
+            self.outbox.take(self.playback.on_mark(call.last_mark or ""))
             await self.outbox.flush()
             await self._end_if_heard()
         elif kind == "dtmf":
@@ -208,7 +221,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "drop" and self.debug:
             log.debug("voiceflow drop callSid=%s drops=%s", call.call_sid, dict(call.drops))
 
-    async def websocket_disconnect(self, message: dict) -> None:
+    async def websocket_disconnect(self, message: WebSocketDisconnectEvent) -> None:
         await self._finish("disconnect")
         if self.layer is not None:
             await self.layer.leave()
@@ -392,10 +405,19 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):
     async def _deny_busy(self) -> None:
         """Refuse the upgrade with a 503 where the server can say so (the ASGI websocket denial
         response extension, e.g. uvicorn); daphne can only refuse with a 403."""
-        if "websocket.http.response" in self.scope.get("extensions", {}):
-            start = {"type": "websocket.http.response.start", "status": 503, "headers": []}
+        if "websocket.http.response" in (self.scope.get("extensions") or {}):
+            start: WebSocketResponseStartEvent = {
+                "type": "websocket.http.response.start",
+                "status": 503,
+                "headers": [],
+            }
+            body: WebSocketResponseBodyEvent = {
+                "type": "websocket.http.response.body",
+                "body": b"busy\n",
+                "more_body": False,
+            }
             await self.base_send(start)
-            await self.base_send({"type": "websocket.http.response.body", "body": b"busy\n"})
+            await self.base_send(body)
         else:
             await self.close()
 

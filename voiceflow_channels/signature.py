@@ -76,7 +76,7 @@ def is_valid_form_signature(
     return matched
 
 
-def header_signature(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+def header_signature(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     """The `X-Twilio-Signature` value from ASGI headers, or None."""
     for name, value in headers:
         if name.lower() == SIGNATURE_HEADER:

@@ -2,6 +2,8 @@
 /readyz, /metrics. Twilio's voice webhook and its `<Connect action>`: /twilio/voice and
 /twilio/voice/after."""
 
+from __future__ import annotations
+
 from django.urls import path
 
 from . import views, webhooks

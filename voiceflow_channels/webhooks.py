@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import SuspiciousOperation
@@ -66,7 +67,7 @@ class Refused(Exception):
 
 def twilio_webhook(
     view: Callable[[HttpRequest, Webhook], Awaitable[str]],
-) -> Callable[[HttpRequest], Awaitable[HttpResponse]]:
+) -> Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]:
     """The door of a view answering Twilio (django-anymail's shape): CSRF-exempt (Twilio sends no
     token; its signature is the proof), then `view(request, webhook)` for the TwiML, or the
     refusal, logged and counted."""
