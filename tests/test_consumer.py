@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import weakref
+from typing import ClassVar
 
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from tests.utils import STREAM, expect_server_close, open_stream, send_all
+from tests.utils import STREAM, expect_server_close, open_stream, send_all, yield_to_loop
+from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.testing import SimulatedCall
+from voiceflow_channels.twilio_events import StreamStart
 
 
 async def test_whole_call(flag_on, summaries):
@@ -117,3 +122,38 @@ async def test_debug_lines_with_vozlia_debug(flag_on, caplog):
     await expect_server_close(communicator)
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert debug == [f"voiceflow drop callSid={call.call_sid} drops={{'not_json_event': 1}}"]
+
+
+class Kept(TwilioStreamConsumer):
+    """Keeps a weak reference to each consumer it serves."""
+
+    refs: ClassVar[list[weakref.ref[TwilioStreamConsumer]]] = []
+
+    async def on_start(self, start: StreamStart) -> None:
+        self.refs.append(weakref.ref(self))
+        if start.tenant_id == "hangup":
+            await self.hangup()
+
+
+@pytest.mark.parametrize("tenant", ["stop", "hangup"])
+async def test_an_ended_call_is_freed_without_waiting_for_the_cyclic_collector(flag_on, tenant):
+    """Its helpers (outbox, watchdog, layer link, ending) hold the consumer's methods weakly:
+    a cycle would keep every ended call until a full collection, which a server that froze its
+    startup objects runs rarely."""
+    Kept.refs = []
+    gc.collect()
+    gc.disable()
+    try:
+        call = SimulatedCall(n=71, tenant=tenant)
+        ws = await open_stream(build_router(consumer=Kept))
+        await send_all(ws, [call.connected(), call.start()])
+        if tenant == "stop":
+            await send_all(ws, [call.media(), call.stop()])
+        assert (await ws.receive_output(5))["type"] == "websocket.close"
+        await ws.disconnect()
+        await yield_to_loop()
+        del ws
+        [ref] = Kept.refs
+        assert ref() is None, "the consumer is gone as soon as nothing refers to it"
+    finally:
+        gc.enable()

@@ -4,6 +4,7 @@ everything queued, by Twilio's mark echoes, and gives up waiting only when the e
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 
 from .playback import Playback
@@ -15,7 +16,8 @@ STALL_SECONDS = 3.0
 
 class CallEnding:
     """`how` the call ends ("hangup", "transfer") and `record`, which writes the instruction
-    Twilio's `<Connect action>` will find; `stalled` is called if the echoes stop first."""
+    Twilio's `<Connect action>` will find; `stalled` (a method of the consumer, held weakly, as
+    the Outbox holds its callbacks) is called if the echoes stop first."""
 
     def __init__(
         self,
@@ -27,7 +29,7 @@ class CallEnding:
         self.how = how
         self.record = record
         self._playback = playback
-        self._stalled = stalled
+        self._stalled = weakref.WeakMethod(stalled)
         self._started = False
         self._played_ms = playback.played_ms
         self._timer = asyncio.get_running_loop().call_later(STALL_SECONDS, self._check)
@@ -47,7 +49,8 @@ class CallEnding:
 
     def _check(self) -> None:
         if self._playback.played_ms == self._played_ms:
-            self._stalled()
+            if stalled := self._stalled():
+                stalled()
             return
         self._played_ms = self._playback.played_ms
         self._timer = asyncio.get_running_loop().call_later(STALL_SECONDS, self._check)

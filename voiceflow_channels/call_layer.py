@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ def retry_delay(failures: int, rng: Callable[[], float] = random.random) -> floa
 
 
 class CallLayer:
-    """Joins `call_sid`'s group on `layer` and hands each message, parsed, to `handle`."""
+    """Joins `call_sid`'s group on `layer` and hands each message, parsed, to `handle` (a method
+    of the consumer, held weakly, as the Outbox holds its callbacks)."""
 
     def __init__(
         self, layer: Any, call_sid: str, handle: Callable[[LayerMessage], Awaitable[None]]
@@ -42,7 +44,7 @@ class CallLayer:
         self.call_sid = call_sid
         self.group = group_name(call_sid)
         self.channel_name = ""
-        self._handle = handle
+        self._handle = weakref.WeakMethod(handle)
         self._task: asyncio.Task[None] | None = None
 
     async def join(self) -> bool:
@@ -123,8 +125,11 @@ class CallLayer:
                 metrics.LAYER_FAILURES.labels("bad_message").inc()
                 log.warning("voiceflow ignored layer message callSid=%s: %s", self.call_sid, exc)
                 continue
+            handle = self._handle()
+            if handle is None:
+                return  # the call's consumer is gone
             try:
-                await self._handle(message)
+                await handle(message)
             except Exception:
                 # A bug of ours (or of a subclass's handler), not a peer's bad message: it is
                 # shown with its traceback and counted, and the call's next message still comes.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -26,7 +27,12 @@ CHIME_LABEL = "chime"
 
 class Outbox:
     """Sends `call.playback`'s steps through `send` (one websocket text frame each), reports each
-    ended utterance to `report`, and plays `chime` while the call's wait is due."""
+    ended utterance to `report`, and plays `chime` while the call's wait is due.
+
+    `send` and `report` are its consumer's methods, held weakly: the consumer holds the outbox,
+    and a cycle would keep every ended call in memory until the collector's next full pass.
+    Once the consumer is gone they do nothing.
+    """
 
     def __init__(
         self,
@@ -37,8 +43,8 @@ class Outbox:
     ) -> None:
         self.call = call
         self.chime = chime
-        self._send = send
-        self._report = report
+        self._send = weakref.WeakMethod(send)
+        self._report = weakref.WeakMethod(report)
         self._messages: deque[str] = deque()
         self._ended: deque[Utterance] = deque()
         self._flushing = False
@@ -81,9 +87,13 @@ class Outbox:
         try:
             while self._messages or self._ended:
                 if self._messages:
-                    await self._send(self._messages.popleft())
+                    message = self._messages.popleft()
+                    if send := self._send():
+                        await send(message)
+                elif report := self._report():
+                    await report(self._ended.popleft())
                 else:
-                    await self._report(self._ended.popleft())
+                    self._ended.clear()
         finally:
             self._flushing = False
         if not self._closed:
@@ -131,7 +141,9 @@ class Outbox:
         self.disarm_chime()
         self.take(self.call.playback.end())
         while self._ended:
-            await self._report(self._ended.popleft())
+            utterance = self._ended.popleft()
+            if report := self._report():
+                await report(utterance)
 
     def cancel(self) -> None:
         """Stop the timer and every task this outbox started (the consumer is going away)."""

@@ -5,6 +5,7 @@ idle check looks at the call's frame count a few times per timeout."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 
 from . import conf
@@ -16,11 +17,12 @@ IDLE_CHECKS = 4
 
 
 class Watchdog:
-    """Calls `expire(kind, why)` once, when the stream has timed out: kind "start" or "idle"."""
+    """Calls `expire(kind, why)` once, when the stream has timed out: kind "start" or "idle".
+    `expire` is a method of the consumer, held weakly (as the Outbox holds its callbacks)."""
 
     def __init__(self, call: CallState, expire: Callable[[str, str], None]) -> None:
         self.call = call
-        self._expire = expire
+        self._expire = weakref.WeakMethod(expire)
         self._timer: asyncio.TimerHandle | None = None
         self._seen = -1
         self._quiet_checks = 0
@@ -44,7 +46,8 @@ class Watchdog:
 
     def _start_timed_out(self) -> None:
         self._timer = None
-        self._expire("start", f"no start within VOICEFLOW_START_TIMEOUT_S={conf.start_timeout_s()}")
+        if expire := self._expire():
+            expire("start", f"no start within VOICEFLOW_START_TIMEOUT_S={conf.start_timeout_s()}")
 
     def _idle_check(self) -> None:
         """Has anything arrived since the last look? Four quiet looks in a row time it out."""
@@ -53,6 +56,7 @@ class Watchdog:
         self._quiet_checks = self._quiet_checks + 1 if seen == self._seen else 0
         self._seen = seen
         if self._quiet_checks >= IDLE_CHECKS:
-            self._expire("idle", f"no frame for VOICEFLOW_IDLE_TIMEOUT_S={conf.idle_timeout_s()}")
+            if expire := self._expire():
+                expire("idle", f"no frame for VOICEFLOW_IDLE_TIMEOUT_S={conf.idle_timeout_s()}")
         else:
             self.watch_idle()
