@@ -1,3 +1,2 @@
-"""The model behind the edge: OpenAI Realtime (GA) behind a Twilio stream."""
-
-from __future__ import annotations
+"""The model behind the edge: an OpenAI Realtime speech-to-speech assistant for each call, and
+the plain Python functions it may call (`tools`)."""
