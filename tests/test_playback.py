@@ -269,3 +269,15 @@ def test_the_books_always_balance(script, lead_every):
     apply(playback.end())
     assert (ended_played, ended_cleared) == (playback.played_ms, playback.cleared_ms)
     assert ended_played + ended_cleared == queued
+
+
+def test_heard_ms_is_what_the_echoes_confirmed_of_a_queued_utterance_only():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    step = playback.play("speech", b"\x10" * 500 * 8, key="item_1")
+    marks = [m.name for m in step.outbound if isinstance(m, Mark)]
+    assert playback.heard_ms("item_1") == 0, "sent is not heard"
+    playback.on_mark(marks[1])
+    assert playback.heard_ms("item_1") == 200
+    assert playback.heard_ms("item_2") == 0, "never queued"
+    playback.clear()
+    assert playback.heard_ms("item_1") == 0, "over: its books are closed"

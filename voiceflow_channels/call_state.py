@@ -41,6 +41,7 @@ class CallState:
         "_max_b64",
         "account_sid",
         "audio",
+        "audio_b64",
         "bytes",
         "call_sid",
         "drops",
@@ -80,6 +81,7 @@ class CallState:
         self.playback = playback if playback is not None else Playback()
         self.start: dict[str, Any] | None = None
         self.audio = b""
+        self.audio_b64 = ""  # the last frame's payload as Twilio sent it (base64)
         self.stream_sid: str | None = None
         self.call_sid: str | None = None
         self.account_sid: str | None = None
@@ -189,6 +191,7 @@ class CallState:
         self.frames += 1
         self.bytes += len(audio)
         self.audio = audio
+        self.audio_b64 = media["payload"]  # kept as is: a model takes base64 too
         # Twilio's media.timestamp (ms since the stream started, digits), for the lag.
         stamp = media.get("timestamp")
         if type(stamp) is str and len(stamp) < 16 and stamp.isascii() and stamp.isdigit():

@@ -19,6 +19,7 @@ from .playback import DEFAULT_LEAD_MS, DEFAULT_MARK_EVERY_MS, DEFAULT_MAX_QUEUED
 from .twilio_events import DEFAULT_LIMITS, Limits
 from .wait_state import DEFAULT_REPEAT_MS, DEFAULT_TRIGGER_MS
 
+DEFAULT_REALTIME_MODEL = "gpt-realtime"
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"", "0", "false", "no", "off"})
 
@@ -42,6 +43,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_START_TIMEOUT_S": 5,
     "VOICEFLOW_IDLE_TIMEOUT_S": 10,
     "VOICEFLOW_MAX_STREAMS": 1000,
+    "VOICEFLOW_TOOL_TIMEOUT_S": 30,
     "VOICEFLOW_RECONNECTS": 2,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
@@ -177,3 +179,15 @@ def call_control_cache() -> str:
 
 def limits() -> Limits:
     return Limits(**{field: _int(name) for name, field in LIMIT_SETTINGS.items()})
+
+
+def realtime_model() -> str:
+    return str(raw("VOICEFLOW_REALTIME_MODEL", "") or "").strip() or DEFAULT_REALTIME_MODEL
+
+
+def tool_timeout_s() -> int:
+    return _int("VOICEFLOW_TOOL_TIMEOUT_S")
+
+
+def fallback_sound_file() -> str:
+    return str(raw("VOICEFLOW_FALLBACK_SOUND_FILE", "") or "").strip()

@@ -84,6 +84,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def on_stop(self) -> None:
         """The stream ended (Twilio's `stop`, or a disconnect); after the last `on_playback`."""
 
+    def summary_fields(self) -> str:
+        """More `name=value` fields for the call's summary line (e.g. an assistant's figures)."""
+        return ""
+
     async def play(self, mulaw: bytes, label: str = "speech") -> None:
         """Queue `mulaw` (8 kHz mu-law; padded to whole 20 ms frames) as one utterance, after
         what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
@@ -400,7 +404,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         metrics.publish_call(call, how)
         if call.started:
             said = "disconnect without stop" if how == "disconnect" else how
-            log.info("voiceflow call ended (%s) %s", said, call.summary())
+            extra = self.summary_fields()
+            log.info("voiceflow call ended (%s) %s%s", said, call.summary(), extra and f" {extra}")
 
     async def _deny_busy(self) -> None:
         """Refuse the upgrade with a 503 where the server can say so (the ASGI websocket denial

@@ -56,6 +56,36 @@ INTERNAL_ERRORS = Counter(
     ["where"],
 )
 TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, idle.", ["kind"])
+MODEL_FAILURES = Counter(
+    "voiceflow_model_failures",
+    "Model sessions that failed, by kind: connect, refused, session_cap, closed, "
+    "session_error, rate_limit (a session_cap reconnects once; the rest fall back).",
+    ["kind"],
+)
+MODEL_ERRORS = Counter(
+    "voiceflow_model_errors",
+    "Error events from the model that the call survived, by code (the barge-in race's "
+    "conversation_already_has_active_response and response_cancel_not_active among them).",
+    ["code"],
+)
+MODEL_TURNS = Counter("voiceflow_model_turns", "Model responses that spoke to a caller.")
+BARGE_INS = Counter("voiceflow_barge_ins", "Callers who spoke over the model's audio.")
+LATE_AUDIO = Counter(
+    "voiceflow_model_late_audio", "Audio deltas of interrupted responses, dropped."
+)
+TOOLS_RUN = Counter(
+    "voiceflow_tools", "Tools the model called, by outcome: ok, failed.", ["outcome"]
+)
+RESPONSE_LATENCY = Histogram(
+    "voiceflow_model_response_ms",
+    "From the end of the caller's turn (speech_stopped) to the answer's first audio, ms.",
+    buckets=(100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000),
+)
+TOOL_DURATION = Histogram(
+    "voiceflow_tool_ms",
+    "How long tools ran, ms.",
+    buckets=(10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000),
+)
 WEBHOOKS_REFUSED = Counter(
     "voiceflow_webhooks_refused",
     "Voice webhook requests refused: method (405), malformed (400), signature (403), "

@@ -139,6 +139,11 @@ class Playback:
     def playing(self) -> Utterance | None:
         return self._queue[0] if self._queue else None
 
+    def heard_ms(self, key: str) -> int:
+        """How much of the queued utterance `key` the caller has heard (mark echoes only); 0 for
+        one not queued (never started, or already over)."""
+        return next((u.played_ms for u in self._queue if u.key == key), 0)
+
     @property
     def unsettled_ms(self) -> int:
         return sum(u.unsettled_ms for u in self._queue)

@@ -1,0 +1,138 @@
+"""The tools of one call: the assistant's own, and the opt-in call-control ones (`end_call`,
+`transfer_call`). Run when a response ends in function calls: the call waits (the chime past its
+threshold) while they run, each bounded, and their outputs go back with one `response.create`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .. import conf
+from .book import FunctionCall
+from .tools import Tool, Toolbox, ToolResult
+
+if TYPE_CHECKING:
+    from .assistant import RealtimeAssistant
+
+log = logging.getLogger("voiceflow_channels")
+
+END_CALL = "end_call"
+TRANSFER_CALL = "transfer_call"
+
+
+class CallTools:
+    """The assistant's tools (`toolbox`) for its call, plus the call-control tools its class
+    offers."""
+
+    def __init__(self, assistant: RealtimeAssistant, toolbox: Toolbox) -> None:
+        self.assistant = assistant
+        self.toolbox = toolbox
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """Every tool the session offers the model, as session.update's `tools`."""
+        offered = self.toolbox.definitions()
+        if self.assistant.end_call:
+            offered.append(END_CALL_TOOL.definition())
+        if self.assistant.transfers:
+            offered.append(_transfer_definition(sorted(self.assistant.transfers)))
+        return offered
+
+    async def run(self, calls: list[FunctionCall]) -> None:
+        """Run a response's function calls. Call control goes last: a hang-up or transfer
+        lets what is queued (the goodbye of that response) be heard first."""
+        assistant = self.assistant
+        ending = [c for c in calls if c.name in (END_CALL, TRANSFER_CALL)]
+        work = [c for c in calls if c not in ending]
+        if work:
+            assistant.book.tools_started(work)
+            assistant.start_wait("tool:" + ",".join(c.name for c in work))
+            results = await asyncio.gather(*(self._run(c) for c in work))
+            for call, result in zip(work, results, strict=True):
+                assistant.book.tool_finished(result.ok, result.duration_s)
+                await self._output(call, result.output)
+            if not ending:
+                await self._respond()
+        for call in ending:
+            await self._end(call)
+
+    async def _run(self, call: FunctionCall) -> ToolResult:
+        return await self.toolbox.run(
+            call.name,
+            call.arguments,
+            timeout_s=conf.tool_timeout_s(),
+            call_sid=self.assistant.call.call_sid or "-",
+        )
+
+    async def _end(self, call: FunctionCall) -> None:
+        assistant = self.assistant
+        if call.name == END_CALL:
+            await self._output(call, "The call ends once your last words have been heard.")
+            await assistant.hangup()
+            return
+        name = _destination_name(call.arguments)
+        to = assistant.transfers.get(name or "")
+        try:
+            if to is None:
+                raise ValueError(f"no destination named {name!r}")
+            await assistant.transfer(to)
+        except ValueError as exc:
+            log.warning(
+                "voiceflow refused the model's transfer callSid=%s: %s",
+                assistant.call.call_sid,
+                exc,
+            )
+            await self._output(call, f"The transfer failed ({exc}). Tell the caller and go on.")
+            await self._respond()
+            return
+        await self._output(call, "The caller is transferred once your last words are heard.")
+
+    async def _output(self, call: FunctionCall, output: str) -> None:
+        link = self.assistant.link
+        if link is not None:
+            item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+            await link.send({"type": "conversation.item.create", "item": item})
+
+    async def _respond(self) -> None:
+        link = self.assistant.link
+        if link is not None:
+            await link.send({"type": "response.create"})
+
+
+def end_call() -> str:
+    """End the phone call, after saying goodbye. Call it only once the caller is done."""
+    return "ending"
+
+
+END_CALL_TOOL = Tool.from_function(end_call)
+
+
+def _transfer_definition(names: list[str]) -> dict[str, Any]:
+    """`transfer_call(destination)`, the destination one of the assistant's named ones."""
+    return {
+        "type": "function",
+        "name": TRANSFER_CALL,
+        "description": "Transfer the caller to a person, after telling them so.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "destination": {
+                    "type": "string",
+                    "enum": names,
+                    "description": "Who to transfer the caller to.",
+                }
+            },
+            "required": ["destination"],
+            "additionalProperties": False,
+        },
+    }
+
+
+def _destination_name(arguments: str) -> str | None:
+    try:
+        value = json.loads(arguments)
+    except ValueError:
+        return None
+    name = value.get("destination") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else None
