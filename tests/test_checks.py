@@ -208,6 +208,28 @@ def test_a_good_wait_sound_file_is_the_chime(settings, tmp_path):
     assert conf.chime_audio() == synthesize_chime()
 
 
+def test_a_fallback_sound_file_that_cannot_play_is_an_error_and_a_good_one_is_played(
+    settings, tmp_path
+):
+    from voiceflow_channels.realtime.fallback import fallback_audio, synthesize_fallback
+
+    stereo = tmp_path / "stereo.wav"
+    write_stereo_wav(stereo)
+    settings.VOICEFLOW_FALLBACK_SOUND_FILE = str(stereo)
+    [error] = check_settings()
+    assert error.id == E005
+    assert error.msg.startswith(f"VOICEFLOW_FALLBACK_SOUND_FILE='{stereo}' cannot be played: ")
+    assert "unset VOICEFLOW_FALLBACK_SOUND_FILE for the built-in fallback" in error.hint
+    good = tmp_path / "sorry.wav"
+    write_wav(good, b"\x20" * 1600)
+    settings.VOICEFLOW_FALLBACK_SOUND_FILE = str(good)
+    assert ids(check_settings()) == []
+    assert fallback_audio() == linear_to_mulaw(mulaw_to_linear(b"\x20" * 1600))
+    settings.VOICEFLOW_FALLBACK_SOUND_FILE = ""
+    assert fallback_audio() == synthesize_fallback()
+    assert len(synthesize_fallback()) % 160 == 0, "whole frames"
+
+
 def write_stereo_wav(path) -> None:
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)

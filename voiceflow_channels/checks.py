@@ -135,21 +135,25 @@ def _playback_messages() -> list[CheckMessage]:
 
 
 def _sound_messages() -> list[CheckMessage]:
-    path = conf.voice_wait_sound_file()
-    if not path:
-        return []
-    try:
-        load_wav(path)
-    except SoundFileError as exc:
-        return [
-            Error(
-                f"VOICE_WAIT_SOUND_FILE={path!r} cannot be played: {exc}",
-                hint="Convert it, e.g. `sox in.wav -r 8000 -c 1 -e mu-law out.wav`, or unset "
-                "VOICE_WAIT_SOUND_FILE for the built-in chime.",
-                id="voiceflow_channels.E005",
+    messages: list[CheckMessage] = []
+    for name, path, builtin in (
+        ("VOICE_WAIT_SOUND_FILE", conf.voice_wait_sound_file(), "the built-in chime"),
+        ("VOICEFLOW_FALLBACK_SOUND_FILE", conf.fallback_sound_file(), "the built-in fallback"),
+    ):
+        if not path:
+            continue
+        try:
+            load_wav(path)
+        except SoundFileError as exc:
+            messages.append(
+                Error(
+                    f"{name}={path!r} cannot be played: {exc}",
+                    hint="Convert it, e.g. `sox in.wav -r 8000 -c 1 -e mu-law out.wav`, or "
+                    f"unset {name} for {builtin}.",
+                    id="voiceflow_channels.E005",
+                )
             )
-        ]
-    return []
+    return messages
 
 
 def _signature_messages() -> list[CheckMessage]:

@@ -16,7 +16,7 @@ from .mulaw import FRAME_BYTES, SAMPLE_RATE, linear_to_mulaw, mulaw_to_linear, p
 MAX_SOUND_SECONDS = 10
 
 _NEEDS = (
-    "VOICE_WAIT_SOUND_FILE needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM, "
+    "a sound to play needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM, "
     f"at most {MAX_SOUND_SECONDS} s long"
 )
 _TAG_PCM, _TAG_MULAW, _TAG_EXTENSIBLE = 0x0001, 0x0007, 0xFFFE
