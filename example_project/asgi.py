@@ -1,5 +1,5 @@
-"""The example ASGI app: Django for HTTP, the voiceflow router (serving the demo assistant) for
-websockets."""
+"""The example ASGI app: Django for HTTP, the voiceflow router for websockets, serving the model
+assistant (example_project/assistant.py) when OPENAI_API_KEY is set, else the demo with no AI."""
 
 from __future__ import annotations
 
@@ -13,9 +13,15 @@ django_http = get_asgi_application()  # sets Django up before the router is impo
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from example_project.demo import DemoConsumer  # noqa: E402
+from voiceflow_channels.consumers import TwilioStreamConsumer  # noqa: E402
 from voiceflow_channels.routing import build_router  # noqa: E402
 
+consumer: type[TwilioStreamConsumer]
+if os.environ.get("OPENAI_API_KEY"):
+    from example_project.assistant import ShopAssistant as consumer
+else:
+    from example_project.demo import DemoConsumer as consumer
+
 application = ProtocolTypeRouter(
-    {"http": django_http, "websocket": build_router(consumer=DemoConsumer)}
+    {"http": django_http, "websocket": build_router(consumer=consumer)}
 )

@@ -42,6 +42,9 @@ VOICEFLOW_TENANT_RESOLVER = os.environ.get("VOICEFLOW_TENANT_RESOLVER", "")
 DEMO_WAIT_MS = int(os.environ.get("DEMO_WAIT_MS", "3000"))
 # ... and where it transfers a call to (on VOICEFLOW_TRANSFER_ALLOWLIST; unset: it does not).
 DEMO_TRANSFER_TO = os.environ.get("DEMO_TRANSFER_TO", "")
+# The model assistant (example_project/assistant.py), served when OPENAI_API_KEY is set: how
+# long its check_order_status tool takes.
+DEMO_TOOL_MS = int(os.environ.get("DEMO_TOOL_MS", "2000"))
 
 # One process: the in-memory layer. Several processes: one Redis shared by all (REDIS_URL).
 if os.environ.get("REDIS_URL"):
