@@ -162,7 +162,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
         )
         self.call = CallState(wait, conf.limits(), self.playback, loop.time)
-        self.outbox = Outbox(self.call, conf.chime_audio(), self._send_text, self._report)
+        self.outbox = Outbox(
+            self.call, conf.chime_audio(), self._send_text, self._report, conf.part_timeout_ms()
+        )
         self.watchdog = Watchdog(self.call, self._time_out)
         refusal = self._refusal()
         if refusal:
@@ -247,26 +249,14 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.end_wait()
 
     async def voiceflow_audio_play(self, message: AudioPlay) -> None:
-        if not message.part:
+        if message.part:
+            await self.outbox.extend(
+                message.utterance, message.audio, final=message.final, part=message.part
+            )
+        else:
             await self.outbox.play(
                 message.label, message.audio, message.utterance, final=message.final
             )
-            return
-        lost = self.playback.lost_parts
-        step = self.playback.extend(
-            message.utterance, message.audio, final=message.final, part=message.part
-        )
-        if self.playback.lost_parts != lost:
-            metrics.LAYER_FAILURES.labels("lost_audio").inc(self.playback.lost_parts - lost)
-            log.warning(
-                "voiceflow audio parts never arrived callSid=%s utterance=%s before part %d "
-                "(a channel layer over capacity drops messages: raise its capacity)",
-                self.call.call_sid,
-                message.utterance,
-                message.part,
-            )
-        self.outbox.take(step)
-        await self.outbox.flush()
 
     async def voiceflow_audio_clear(self, message: AudioClear) -> None:
         await self.clear()

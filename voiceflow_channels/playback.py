@@ -151,6 +151,11 @@ class Playback:
     def unsettled_ms(self) -> int:
         return sum(u.unsettled_ms for u in self._queue)
 
+    @property
+    def oldest_open(self) -> Utterance | None:
+        """The first utterance still waiting for parts: everything after it waits too."""
+        return next((u for u in self._queue if u.open), None)
+
     def play(
         self,
         label: str,
