@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tests.servers import Redis
-from tests.utils import RecordingConsumer
+from tests.utils import Assistant, RecordingConsumer
 
 
 @pytest.fixture
@@ -59,3 +59,12 @@ def fresh_cache():
     from django.core.cache import caches
 
     caches["default"].clear()
+
+
+@pytest.fixture
+def assistant(flag_on):
+    """The `Assistant` (tests.utils), its records emptied; no chime unless a test asks."""
+    Assistant.events = []
+    Assistant.started = asyncio.Queue()
+    flag_on.VOICE_WAIT_SOUND_TRIGGER_MS = "60000"
+    return Assistant

@@ -40,6 +40,7 @@ def test_whole_call_counts():
         "stale_marks": 0,
         "late_audio": 0,
         "lost_parts": 0,
+        "timed_out": 0,
         "hook_errors": 0,
     }
     assert (state.call_sid, state.stream_sid) == (call.call_sid, call.stream_sid)

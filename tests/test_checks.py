@@ -69,6 +69,7 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_PLAYBACK_LEAD_MS", "300ms", "milliseconds"),
         ("VOICEFLOW_MARK_EVERY_MS", -20, "milliseconds"),
         ("VOICEFLOW_MAX_QUEUED_AUDIO_MS", None, "milliseconds"),
+        ("VOICEFLOW_PART_TIMEOUT_MS", 0, "milliseconds"),
         ("VOICEFLOW_DRAIN_SECONDS", -1, "seconds"),
         ("VOICEFLOW_START_TIMEOUT_S", 0, "seconds"),
         ("VOICEFLOW_IDLE_TIMEOUT_S", "ten", "seconds"),

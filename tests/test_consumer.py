@@ -29,7 +29,7 @@ async def test_whole_call(flag_on, summaries):
     assert (
         "frames=120 bytes=19200 gaps=0 out_of_order=0 marks=2 dtmf=2 unknown=0 malformed=0 "
         "waits=0 chimes=0 played_ms=0 cleared_ms=0 chime_ms=0 refused_audio=0 stale_marks=0 "
-        "late_audio=0 lost_parts=0 hook_errors=0 lag_p99_ms="
+        "late_audio=0 lost_parts=0 timed_out=0 hook_errors=0 lag_p99_ms="
     ) in summary
     assert summary.endswith("drops=-")
     assert summary.startswith("voiceflow call ended (stop)")

@@ -12,6 +12,7 @@ from voiceflow_channels.mulaw import (
     FRAME_BYTES,
     FRAME_MS,
     MULAW_SILENCE,
+    frames_ms,
     linear_to_mulaw,
     mulaw_to_linear,
     pad_to_frames,
@@ -55,3 +56,4 @@ def test_pad_to_frames(size, padded):
     assert len(result) == padded
     assert result[:size] == audio
     assert set(result[size:]) <= {MULAW_SILENCE}
+    assert frames_ms(size) == padded // 8, "how long it plays, padded"

@@ -1,10 +1,12 @@
-"""The playback module alone: lead, marks, the ledger, clear, stale marks, late audio, fillers."""
+"""The playback module alone: lead, marks, the ledger, clear, stale marks, late audio, fillers,
+and streamed utterances in parts of any size."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voiceflow_channels.mulaw import frames_ms, padding
 from voiceflow_channels.playback import Clear, Mark, Media, Playback, Step
 
 MS = 8  # bytes of mu-law per ms
@@ -54,6 +56,106 @@ def test_audio_is_padded_to_whole_frames_of_silence():
     assert [m.audio for m in step.outbound if isinstance(m, Media)] == [
         b"\x01" * 170 + b"\xff" * 150
     ]
+
+
+def sent_audio(step: Step) -> bytes:
+    return b"".join(m.audio for m in step.outbound if isinstance(m, Media))
+
+
+def test_a_partial_frame_waits_for_the_next_part_and_counts_as_the_frame_it_becomes():
+    playback = Playback()
+    first = playback.play("speech", b"\x01" * 100, key="k", final=False)
+    assert first.outbound == [], "no whole frame yet: nothing is sent, nothing is padded"
+    assert (playback.playing.queued_ms, playback.unsettled_ms) == (20, 20)
+    second = playback.extend("k", b"\x02" * 100, final=False)
+    assert sent_audio(second) == b"\x01" * 100 + b"\x02" * 60
+    assert marks(second) == ["vf1.1"]
+    assert playback.playing.queued_ms == 40
+    last = playback.extend("k", b"", final=True)
+    assert sent_audio(last) == b"\x02" * 40 + b"\xff" * 120, "only the end is padded"
+    assert marks(last) == ["vf1.2.end"]
+    assert playback.playing.queued_ms == 40, "the padding was counted with the partial frame"
+
+
+def test_close_ends_an_open_utterance_with_what_it_has_and_the_next_one_plays():
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    playback.play("speech", b"\x01" * 250, key="k", final=False)
+    assert media_ms(playback.play("next", audio(100))) == [], "it waits behind the open one"
+    step = playback.close("k")
+    assert [m.audio for m in step.outbound if isinstance(m, Media)] == [
+        b"\x01" * 90 + b"\xff" * 70,
+        audio(100),
+    ]
+    assert marks(step) == ["vf1.2.end", "vf1.3.end"]
+    assert playback.close("k") == Step(), "a closed utterance closes once"
+    assert playback.extend("k", audio(20), final=True) == Step()
+    assert playback.late_audio == 1
+    ended = [
+        u for name in ("vf1.1", "vf1.2.end", "vf1.3.end") for u in playback.on_mark(name).ended
+    ]
+    assert [(u.label, u.queued_ms, u.played_ms, u.cleared_ms) for u in ended] == [
+        ("speech", 40, 40, 0),
+        ("next", 100, 100, 0),
+    ]
+
+
+def test_clear_counts_an_open_utterances_partial_frame_as_cleared():
+    playback = Playback()
+    playback.play("speech", b"\x01" * 170, key="k", final=False)
+    [done] = playback.clear().ended
+    assert (done.queued_ms, done.played_ms, done.cleared_ms) == (40, 0, 40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.integers(0, 1000), st.just("echo")), max_size=30),
+    st.sampled_from(["final part", "empty final part", "close"]),
+)
+def test_a_streamed_utterance_sends_exactly_its_parts_padded_only_at_the_end(script, ending):
+    """Parts of any size, echoes between them: the bytes sent are the parts in order, whole
+    frames each time, with silence only after the last part; the books balance at the end."""
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    wire: list[str] = []
+    sent = bytearray()
+    parts = bytearray()
+    ended = []
+
+    def apply(step: Step) -> None:
+        for message in step.outbound:
+            if isinstance(message, Media):
+                assert message.audio and len(message.audio) % 160 == 0
+                sent.extend(message.audio)
+            elif isinstance(message, Mark):
+                wire.append(message.name)
+        ended.extend(step.ended)
+
+    apply(playback.play("speech", b"", key="k", final=False))
+    for n, op in enumerate(script):
+        if op == "echo":
+            if wire:
+                apply(playback.on_mark(wire.pop(0)))
+            continue
+        part = bytes([n % 200 + 1]) * op
+        parts += part
+        apply(playback.extend("k", part, final=False))
+        assert sent == parts[: len(sent)], "nothing but the parts so far, in order"
+        whole_ms = (len(parts) - len(sent)) // 160 * 20
+        assert not whole_ms or playback.outstanding_ms + min(whole_ms, 100) > 300, (
+            "a whole frame waits only for the lead"
+        )
+    if ending == "final part":
+        parts += b"\xfe" * 7
+        apply(playback.extend("k", b"\xfe" * 7, final=True))
+    elif ending == "empty final part":
+        apply(playback.extend("k", b"", final=True))
+    else:
+        apply(playback.close("k"))
+    while wire:
+        apply(playback.on_mark(wire.pop(0)))
+    assert sent == parts + padding(len(parts))
+    [done] = ended
+    assert done.queued_ms == done.played_ms == frames_ms(len(parts))
+    assert playback.idle
 
 
 def test_an_echo_confirms_every_mark_before_it():
@@ -203,9 +305,10 @@ def test_settings_are_checked():
 
 ops = st.lists(
     st.one_of(
-        st.tuples(st.just("play"), st.integers(0, 700), st.booleans(), st.booleans()),
-        st.tuples(st.just("extend"), st.integers(0, 700), st.booleans(), st.booleans()),
+        st.tuples(st.just("play"), st.integers(0, 5600), st.booleans(), st.booleans()),
+        st.tuples(st.just("extend"), st.integers(0, 5600), st.booleans(), st.booleans()),
         st.tuples(st.just("echo"), st.integers(1, 3)),
+        st.tuples(st.just("close")),
         st.tuples(st.just("clear")),
         st.tuples(st.just("clear_filler")),
         st.tuples(st.just("stale")),
@@ -217,13 +320,16 @@ ops = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(ops, st.sampled_from([(300, 100), (100, 20), (200, 60), (500, 500)]))
 def test_the_books_always_balance(script, lead_every):
-    """Random plays, streamed parts, echoes, clears and stale marks against a model of Twilio's
-    buffer: the lead holds, the books of every utterance balance, nothing is played twice."""
+    """Random plays, streamed parts of any size, closes, echoes, clears and stale marks against
+    a model of Twilio's buffer: the lead holds, only whole frames are sent, the books of every
+    utterance balance, nothing is played twice. Queued is each utterance's audio so far,
+    rounded up to whole frames."""
     lead, every = lead_every
     playback = Playback(lead_ms=lead, mark_every_ms=every, max_queued_ms=2000)
     wire: list[str] = []  # marks Twilio holds, in order
     echoed_stale: list[str] = []
-    queued = ended_played = ended_cleared = 0
+    accepted: dict[str, int] = {}  # bytes each utterance took
+    ended_played = ended_cleared = 0
     keys = 0
 
     def apply(step: Step) -> None:
@@ -234,41 +340,46 @@ def test_the_books_always_balance(script, lead_every):
                 wire.clear()
             elif isinstance(message, Mark):
                 wire.append(message.name)
+            else:
+                assert message.audio and len(message.audio) % 160 == 0
         for u in step.ended:
             assert u.played_ms + u.cleared_ms == u.queued_ms
             ended_played += u.played_ms
             ended_cleared += u.cleared_ms
 
     for op in script:
-        before = playback.refused_ms
+        refused = playback.refused
         if op[0] == "play":
             keys += 1
             filler, final = op[2], op[3]
             idle = playback.idle
-            apply(playback.play("x", audio(op[1]), key=str(keys), final=final, filler=filler))
-            if not filler or idle:
-                queued += -(-op[1] * MS // 160) * 160 // MS - (playback.refused_ms - before)
+            apply(playback.play("x", b"\x10" * op[1], key=str(keys), final=final, filler=filler))
+            if (not filler or idle) and playback.refused == refused:
+                accepted[str(keys)] = op[1]
         elif op[0] == "extend":
             late = playback.late_audio
-            apply(playback.extend(str(keys), audio(op[1]), final=op[3]))
-            if playback.late_audio == late:
-                queued += -(-op[1] * MS // 160) * 160 // MS - (playback.refused_ms - before)
+            apply(playback.extend(str(keys), b"\x10" * op[1], final=op[3]))
+            if playback.late_audio == late and playback.refused == refused:
+                accepted[str(keys)] += op[1]
         elif op[0] == "echo":
             for _ in range(op[1]):
                 if wire:
                     apply(playback.on_mark(wire.pop(0)))
+        elif op[0] == "close":
+            apply(playback.close(str(keys)))
         elif op[0] == "clear":
             apply(playback.clear())
         elif op[0] == "clear_filler":
             apply(playback.clear_filler())
         elif echoed_stale:
             apply(playback.on_mark(echoed_stale.pop(0)))
+        queued = sum(frames_ms(size) for size in accepted.values())
         assert 0 <= playback.outstanding_ms <= lead
         assert playback.unsettled_ms <= 2000
         assert playback.played_ms + playback.cleared_ms + playback.unsettled_ms == queued
     apply(playback.end())
     assert (ended_played, ended_cleared) == (playback.played_ms, playback.cleared_ms)
-    assert ended_played + ended_cleared == queued
+    assert ended_played + ended_cleared == sum(frames_ms(size) for size in accepted.values())
 
 
 def test_heard_ms_is_what_the_echoes_confirmed_of_a_queued_utterance_only():

@@ -1,10 +1,12 @@
 """Helpers the test files share (fixtures stay in conftest.py): a stream opened through the real
-router, frames sent, the server's close awaited, the loop's clock moved, and a consumer that
-reports what it has handled."""
+router, frames sent, the server's close awaited, the loop's clock moved, a consumer that
+reports what it has handled, and an assistant that records its hooks, with the helpers that
+play Twilio to it (read what it sends, echo its marks)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import ClassVar
 
@@ -14,6 +16,7 @@ from prometheus_client import REGISTRY
 from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.layer_messages import WaitEnd, WaitStart
 from voiceflow_channels.routing import build_router
+from voiceflow_channels.testing import SimulatedCall
 from voiceflow_channels.twilio_events import StreamStart
 
 STREAM = "/twilio/stream"
@@ -78,3 +81,71 @@ def jump_loop_clock(monkeypatch, seconds: float) -> None:
 def metric(name: str, **labels: str) -> float:
     """The value of one of this process's Prometheus samples now; 0 before its first count."""
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+MS = 8
+
+
+class Assistant(TwilioStreamConsumer):
+    """Records every hook call; `play`s on a keypress, as an assistant would."""
+
+    events: ClassVar[list] = []
+    started: ClassVar[asyncio.Queue]
+
+    async def on_start(self, start: StreamStart) -> None:
+        self.events.append(("start", start))
+        self.started.put_nowait(self)
+
+    async def on_dtmf(self, digit: str) -> None:
+        self.events.append(("dtmf", digit))
+        if digit == "9":
+            raise RuntimeError("the assistant tripped")
+
+    async def on_audio(self, mulaw: bytes) -> None:
+        self.events.append(("audio", mulaw))
+
+    async def on_playback(self, label: str, played_ms: int, cleared_ms: int) -> None:
+        self.events.append(("playback", label, played_ms, cleared_ms))
+
+    async def on_stop(self) -> None:
+        self.events.append(("stop",))
+
+
+async def started(n: int = 1) -> tuple[SimulatedCall, WebsocketCommunicator, Assistant]:
+    call = SimulatedCall(n=n)
+    ws = WebsocketCommunicator(build_router(consumer=Assistant), STREAM)
+    assert (await ws.connect())[0]
+    await send_all(ws, [call.connected(), call.start()])
+    return call, ws, await asyncio.wait_for(Assistant.started.get(), 5)
+
+
+async def take(ws: WebsocketCommunicator, count: int) -> list[dict]:
+    """The next `count` messages the consumer sends, decoded."""
+    return [json.loads((await ws.receive_output(5))["text"]) for _ in range(count)]
+
+
+def mark_names(messages: list[dict]) -> list[str]:
+    return [m["mark"]["name"] for m in messages if m["event"] == "mark"]
+
+
+def media_ms(messages: list[dict]) -> list[int]:
+    return [
+        len(base64.b64decode(m["media"]["payload"])) // MS
+        for m in messages
+        if m["event"] == "media"
+    ]
+
+
+async def play_out(ws, call, messages: list[dict]) -> list[dict]:
+    """Echo every mark, as Twilio does once the audio before it has played, until one utterance
+    has played out; returns everything the consumer sent for it. Until its ".end" mark has been
+    sent, each echo refills the lead with one more segment (a media and a mark)."""
+    sent = list(messages)
+    pending = mark_names(messages)
+    while pending:
+        await ws.send_to(text_data=call.mark(pending.pop(0)))
+        if not any(name.endswith(".end") for name in mark_names(sent)):
+            more = await take(ws, 2)
+            sent += more
+            pending += mark_names(more)
+    return sent

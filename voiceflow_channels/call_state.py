@@ -62,6 +62,7 @@ class CallState:
         "stopped",
         "stream_sid",
         "tenant_id",
+        "timed_out",
         "unknown",
         "wait",
     )
@@ -95,6 +96,7 @@ class CallState:
         self.dtmf = 0
         self.unknown = 0
         self.hook_errors = 0
+        self.timed_out = 0  # streamed utterances closed because their next part never came
         self.last_seq: int | None = None
         self.last_mark: str | None = None
         self.last_dtmf: str | None = None
@@ -251,6 +253,7 @@ class CallState:
             "stale_marks": playback.stale_marks,
             "late_audio": playback.late_audio,
             "lost_parts": playback.lost_parts,
+            "timed_out": self.timed_out,
             "hook_errors": self.hook_errors,
         }
 

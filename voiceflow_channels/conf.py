@@ -39,6 +39,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_PLAYBACK_LEAD_MS": DEFAULT_LEAD_MS,
     "VOICEFLOW_MARK_EVERY_MS": DEFAULT_MARK_EVERY_MS,
     "VOICEFLOW_MAX_QUEUED_AUDIO_MS": DEFAULT_MAX_QUEUED_MS,
+    "VOICEFLOW_PART_TIMEOUT_MS": 2000,
     "VOICEFLOW_DRAIN_SECONDS": 600,
     "VOICEFLOW_START_TIMEOUT_S": 5,
     "VOICEFLOW_IDLE_TIMEOUT_S": 10,
@@ -103,6 +104,10 @@ def mark_every_ms() -> int:
 
 def max_queued_audio_ms() -> int:
     return _int("VOICEFLOW_MAX_QUEUED_AUDIO_MS")
+
+
+def part_timeout_ms() -> int:
+    return _int("VOICEFLOW_PART_TIMEOUT_MS")
 
 
 def drain_seconds() -> int:

@@ -37,6 +37,7 @@ from .layer_messages import (
     WaitEnd,
     WaitStart,
     check_audio,
+    check_key,
     check_label,
     clean_reason,
 )
@@ -57,9 +58,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     waits and audio also come from the layer (`voiceflow_channels.wait`, `.audio`).
 
     Subclass it for an assistant: override the async `on_*` hooks (no-ops here), speak with
-    `await self.play(mulaw, label)`, barge in with `await self.clear()`, and mount the subclass
-    with `build_router(consumer=MyConsumer)`. A hook that raises is logged and counted; the
-    call goes on.
+    `await self.play(mulaw, label)` (or stream it as it comes: `play(first, label, key=k,
+    final=False)`, then `play_more(k, more)`), barge in with `await self.clear()`, and mount
+    the subclass with `build_router(consumer=MyConsumer)`. A hook that raises is logged and
+    counted; the call goes on.
     """
 
     call: CallState
@@ -88,15 +90,33 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         """More `name=value` fields for the call's summary line (e.g. an assistant's figures)."""
         return ""
 
-    async def play(self, mulaw: bytes, label: str = "speech") -> None:
-        """Queue `mulaw` (8 kHz mu-law; padded to whole 20 ms frames) as one utterance, after
-        what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
-        refused (counted, logged); once the call has ended it does nothing."""
+    async def play(
+        self, mulaw: bytes, label: str = "speech", *, key: str | None = None, final: bool = True
+    ) -> None:
+        """Queue `mulaw` (8 kHz mu-law; its end padded to a whole 20 ms frame) as one utterance,
+        after what is queued. It ends the chime at once. Past VOICEFLOW_MAX_QUEUED_AUDIO_MS it is
+        refused (counted, logged); once the call has ended it does nothing. With `final=False`
+        the utterance named `key` stays open for `play_more`, and what follows waits for it."""
         check_label(label)
+        audio = check_audio(mulaw)
+        if key is not None:
+            check_key(key)
+        elif not final:
+            raise ValueError("an open utterance (final=False) needs a key for play_more")
+        if self._finished:
+            return
+        await self.outbox.play(label, audio, key, final=final)
+
+    async def play_more(self, key: str, mulaw: bytes, *, final: bool = False) -> None:
+        """More of the open utterance `key` (any size: a partial frame waits for the next part,
+        never padded mid-utterance); `final=True` ends it (`b""` will do). Audio for an
+        utterance that was cleared, refused or has ended is ignored and counted (`late_audio=`),
+        and one with no new part for VOICEFLOW_PART_TIMEOUT_MS is ended with what it has."""
+        check_key(key)
         audio = check_audio(mulaw)
         if self._finished:
             return
-        await self.outbox.play(label, audio, None, final=True)
+        await self.outbox.extend(key, audio, final=final)
 
     async def clear(self) -> None:
         """Barge-in: Twilio drops what it has buffered, the queue is dropped, the books close."""
@@ -166,7 +186,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             conf.playback_lead_ms(), conf.mark_every_ms(), conf.max_queued_audio_ms()
         )
         self.call = CallState(wait, conf.limits(), self.playback, loop.time)
-        self.outbox = Outbox(self.call, conf.chime_audio(), self._send_text, self._report)
+        self.outbox = Outbox(
+            self.call, conf.chime_audio(), self._send_text, self._report, conf.part_timeout_ms()
+        )
         self.watchdog = Watchdog(self.call, self._time_out)
         refusal = self._refusal()
         if refusal:
@@ -251,26 +273,14 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.end_wait()
 
     async def voiceflow_audio_play(self, message: AudioPlay) -> None:
-        if not message.part:
+        if message.part:
+            await self.outbox.extend(
+                message.utterance, message.audio, final=message.final, part=message.part
+            )
+        else:
             await self.outbox.play(
                 message.label, message.audio, message.utterance, final=message.final
             )
-            return
-        lost = self.playback.lost_parts
-        step = self.playback.extend(
-            message.utterance, message.audio, final=message.final, part=message.part
-        )
-        if self.playback.lost_parts != lost:
-            metrics.LAYER_FAILURES.labels("lost_audio").inc(self.playback.lost_parts - lost)
-            log.warning(
-                "voiceflow audio parts never arrived callSid=%s utterance=%s before part %d "
-                "(a channel layer over capacity drops messages: raise its capacity)",
-                self.call.call_sid,
-                message.utterance,
-                message.part,
-            )
-        self.outbox.take(step)
-        await self.outbox.flush()
 
     async def voiceflow_audio_clear(self, message: AudioClear) -> None:
         await self.clear()

@@ -7,6 +7,7 @@ clear ValidationError (a ValueError), logged and counted by the consumer, never 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
@@ -19,6 +20,7 @@ MAX_LABEL_CHARS = 64
 # channels-redis and Redis carry comfortably, and 60 of them hold the default queue bound.
 AUDIO_CHUNK_BYTES = 8_000
 MAX_PARTS = 100_000
+UTTERANCE_KEY = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 def clean_reason(reason: object) -> str:
@@ -38,6 +40,16 @@ def check_label(label: object) -> str:
     if not (0 < len(label) <= MAX_LABEL_CHARS and label.isprintable()):
         raise ValueError(f"label must be 1-{MAX_LABEL_CHARS} printable characters, not {label!r}")
     return label
+
+
+def check_key(key: object) -> str:
+    """An utterance's key (it names the utterance in logs): 1-64 letters, digits, _ and -. Not a
+    str is a TypeError; any other string a ValueError."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, not {type(key).__name__}")
+    if not re.fullmatch(UTTERANCE_KEY, key):
+        raise ValueError(f"key must be 1-64 letters, digits, _ or -, not {key!r}")
+    return key
 
 
 def check_audio(mulaw: object) -> bytes:
@@ -65,7 +77,7 @@ class AudioPlay(_LayerMessage):
     """One part of an utterance: parts of one `utterance` arrive in order, the last `final`."""
 
     type: Literal["voiceflow.audio.play"]
-    utterance: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    utterance: str = Field(pattern=UTTERANCE_KEY)
     label: Annotated[str, BeforeValidator(check_label)]
     part: int = Field(ge=0, lt=MAX_PARTS)
     final: bool

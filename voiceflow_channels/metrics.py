@@ -48,6 +48,10 @@ AUDIO_PLAYED_MS = Counter(
 )
 AUDIO_CLEARED_MS = Counter("voiceflow_audio_cleared_ms", "Outbound audio queued then cleared, ms.")
 AUDIO_REFUSED = Counter("voiceflow_audio_refused", "Plays refused past the queue bound.")
+UTTERANCES_TIMED_OUT = Counter(
+    "voiceflow_utterances_timed_out",
+    "Streamed utterances closed because no part came for VOICEFLOW_PART_TIMEOUT_MS.",
+)
 HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
 INTERNAL_ERRORS = Counter(
     "voiceflow_internal_errors",
@@ -128,6 +132,7 @@ def publish_call(call: CallState, how: str) -> None:
     AUDIO_PLAYED_MS.inc(call.playback.played_ms)
     AUDIO_CLEARED_MS.inc(call.playback.cleared_ms)
     AUDIO_REFUSED.inc(call.playback.refused)
+    UTTERANCES_TIMED_OUT.inc(call.timed_out)
     HOOK_ERRORS.inc(call.hook_errors)
     p99 = call.lag.quantile(0.99)
     if p99 is not None:

@@ -50,6 +50,16 @@ def mulaw_to_linear(data: bytes) -> array.array[int]:
     return array.array("h", (_DECODE[code] for code in data))
 
 
+def padding(size: int) -> bytes:
+    """The silence that pads `size` bytes to whole 20 ms frames."""
+    return bytes([MULAW_SILENCE]) * (-size % FRAME_BYTES)
+
+
 def pad_to_frames(mulaw: bytes) -> bytes:
     """Pad with silence to whole 20 ms frames, so every frame sent is full."""
-    return mulaw + bytes([MULAW_SILENCE]) * (-len(mulaw) % FRAME_BYTES)
+    return mulaw + padding(len(mulaw))
+
+
+def frames_ms(size: int) -> int:
+    """How long `size` bytes play once padded to whole 20 ms frames."""
+    return -(-size // FRAME_BYTES) * FRAME_MS

@@ -8,6 +8,13 @@ clear: everything else that was queued counts as cleared, and played + cleared =
 Each clear starts a new playback generation, named in every mark (`vf<generation>.<n>`, and
 `.end` on an utterance's last mark), so the echoes of cleared marks and any late audio of a
 cleared utterance are recognised and ignored.
+
+A streamed utterance (`play(..., final=False)`, then `extend`) arrives in parts of any size, and
+Twilio plays whole 20 ms frames: a part's trailing partial frame waits for the next part, and
+only the utterance's end (its final part, or `close`) pads its last frame with silence, never
+its middle. In the ledger a partial frame counts as the whole frame it will become: `queued_ms`
+is the audio so far rounded up to 20 ms, so it never changes when the utterance ends, and the
+queue bound already holds the padding.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .mulaw import BYTES_PER_MS, FRAME_BYTES, pad_to_frames
+from .mulaw import BYTES_PER_MS, FRAME_BYTES, frames_ms, padding
 
 DEFAULT_LEAD_MS = 300
 DEFAULT_MARK_EVERY_MS = 100
@@ -42,7 +49,8 @@ Outbound = Media | Mark | Clear
 
 @dataclass(slots=True, eq=False)
 class Utterance:
-    """One utterance's audio still to send, and its ledger in ms."""
+    """One utterance's audio still to send (whole frames, then while it is `open` a partial
+    frame), the parts received, and its ledger in ms."""
 
     key: str
     label: str
@@ -148,6 +156,11 @@ class Playback:
     def unsettled_ms(self) -> int:
         return sum(u.unsettled_ms for u in self._queue)
 
+    @property
+    def oldest_open(self) -> Utterance | None:
+        """The first utterance still waiting for parts: everything after it waits too."""
+        return next((u for u in self._queue if u.open), None)
+
     def play(
         self,
         label: str,
@@ -170,40 +183,35 @@ class Playback:
         if key is None:
             self._keys += 1
             key = f"u{self._keys}"
-        audio = pad_to_frames(audio)
-        if len(audio) // BYTES_PER_MS + self.unsettled_ms > self.max_queued_ms:
-            self._refuse(len(audio))
+        if self._refused(frames_ms(len(audio))):
             return step
-        utterance = Utterance(key, label, filler, bytearray(audio), not final)
-        utterance.queued_ms = len(audio) // BYTES_PER_MS
+        utterance = Utterance(key, label, filler, bytearray(), open=True)
         self._queue.append(utterance)
-        step.add(self._settle_if_done(utterance))
-        step.outbound += self._pump()
-        return step
+        return step.add(self._take(utterance, audio, final=final))
 
     def extend(self, key: str, audio: bytes, *, final: bool, part: int | None = None) -> Step:
         """More audio of the open utterance `key`: its part number `part` (0 was `play`'s).
         Audio of an utterance that was cleared, refused or already ended is ignored and counted
         (`late_audio`); parts that never came are counted (`lost_parts`), the rest still plays."""
-        utterance = next((u for u in self._queue if u.key == key and u.open), None)
+        utterance = self._open(key)
         if utterance is None:
             self.late_audio += 1
             return Step()
         if part is not None:
             self.lost_parts += max(part - utterance.parts, 0)
         utterance.parts += 1
-        audio = pad_to_frames(audio)
-        step = Step()
-        if len(audio) // BYTES_PER_MS + self.unsettled_ms > self.max_queued_ms:
-            self._refuse(len(audio))
-            final = True  # the rest of it would be refused too: it ends with what it has
-        else:
-            utterance.pending += audio
-            utterance.queued_ms += len(audio) // BYTES_PER_MS
-        utterance.open = not final
-        step.add(self._settle_if_done(utterance))
-        step.outbound += self._pump()
-        return step
+        held = len(utterance.pending)
+        if self._refused(frames_ms(held + len(audio)) - frames_ms(held)):
+            # The rest of it would be refused too: it ends with what it has.
+            return self._take(utterance, b"", final=True)
+        return self._take(utterance, audio, final=final)
+
+    def close(self, key: str) -> Step:
+        """End the open utterance `key` as if its final part had come (the adapter's answer to a
+        part that never comes): what it has plays out, and parts that still come are late audio.
+        Nothing happens if no utterance `key` is open."""
+        utterance = self._open(key)
+        return Step() if utterance is None else self._take(utterance, b"", final=True)
 
     def clear(self) -> Step:
         """Drop everything: one `clear` for Twilio's buffer, and every utterance's unconfirmed
@@ -261,8 +269,10 @@ class Playback:
     def _pump(self) -> list[Outbound]:
         out: list[Outbound] = []
         for utterance in self._queue:
-            while utterance.pending:
-                chunk = bytes(utterance.pending[: self.segment_bytes])
+            # Whole frames only: an open utterance's partial frame waits for its next part.
+            while len(utterance.pending) >= FRAME_BYTES:
+                ready = len(utterance.pending) // FRAME_BYTES * FRAME_BYTES
+                chunk = bytes(utterance.pending[: min(ready, self.segment_bytes)])
                 ms = len(chunk) // BYTES_PER_MS
                 if self.outstanding_ms + ms > self.lead_ms:
                     return out
@@ -279,6 +289,23 @@ class Playback:
                 return out  # what follows waits for the rest of this one
         return out
 
+    def _open(self, key: str) -> Utterance | None:
+        return next((u for u in self._queue if u.key == key and u.open), None)
+
+    def _take(self, utterance: Utterance, audio: bytes, *, final: bool) -> Step:
+        """Add `audio` to `utterance` and send what is due; its end (`final`) pads its last
+        frame with silence."""
+        pending = utterance.pending
+        before = frames_ms(len(pending))
+        pending += audio
+        if final:
+            pending += padding(len(pending))
+            utterance.open = False
+        utterance.queued_ms += frames_ms(len(pending)) - before
+        step = self._settle_if_done(utterance)
+        step.outbound += self._pump()
+        return step
+
     def _settle_if_done(self, utterance: Utterance) -> Step:
         if utterance.open or utterance.unsettled_ms or utterance not in self._queue:
             return Step()
@@ -292,9 +319,13 @@ class Playback:
         utterance.pending.clear()
         utterance.open = False
 
-    def _refuse(self, size: int) -> None:
+    def _refused(self, ms: int) -> bool:
+        """Would `ms` more audio pass the queue bound? Then it is refused, and counted."""
+        if ms + self.unsettled_ms <= self.max_queued_ms:
+            return False
         self.refused += 1
-        self.refused_ms += size // BYTES_PER_MS
+        self.refused_ms += ms
+        return True
 
 
 def _generation(name: str) -> int | None:

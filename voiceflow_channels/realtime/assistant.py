@@ -122,12 +122,16 @@ class RealtimeAssistant(TwilioStreamConsumer):
         kind = self.book.audio_delta(event.response_id, event.item_id, len(audio))
         if kind is Delta.DROP:
             return
-        if kind is Delta.START and self.book.answer_started():
+        if kind is Delta.MORE:
+            await self.play_more(event.item_id, audio)
+            return
+        if self.book.answer_started():
             self.end_wait()  # the answer speaks: the chime stops at once
-        await self.play_part(event.item_id, audio, label=event.item_id, final=False)
+        await self.play(audio, event.item_id, key=event.item_id, final=False)
 
     async def realtime_response_output_audio_done(self, event: Any) -> None:
-        await self.play_part(event.item_id, b"", label=event.item_id, final=True)
+        if self.book.audio_done(event.item_id):
+            await self.play_more(event.item_id, b"", final=True)
 
     async def realtime_response_output_audio_transcript_done(self, event: Any) -> None:
         await self._transcript("assistant", event.transcript)
@@ -139,9 +143,8 @@ class RealtimeAssistant(TwilioStreamConsumer):
 
     async def realtime_response_done(self, event: Any) -> None:
         response = event.response
-        for item in response.output or ():
-            if item.type == "message" and item.id:  # its utterance ends with its response
-                await self.play_part(item.id, b"", label=item.id, final=True)
+        for item_id in self.book.still_open(response.id):  # its utterances end with it
+            await self.play_more(item_id, b"", final=True)
         calls = [
             FunctionCall(item.call_id, item.name, item.arguments or "{}")
             for item in response.output or ()

@@ -52,6 +52,7 @@ class FunctionCall:
 class _Item:
     response_id: str
     received_bytes: int = 0
+    open: bool = True  # more of its audio may come
 
 
 @dataclass(slots=True)
@@ -120,6 +121,25 @@ class ConversationBook:
                 self._sample(self.figures.response_ms, (self._clock() - self._stopped_at) * 1000)
                 self._stopped_at = None
         return kind
+
+    def audio_done(self, item_id: str) -> bool:
+        """The item's audio is complete: True when its utterance is to be closed now (it is
+        open: not dropped, not cleared, not closed already)."""
+        item = self._queued.get(item_id)
+        if item is None or not item.open:
+            return False
+        item.open = False
+        return True
+
+    def still_open(self, response_id: str) -> list[str]:
+        """The response ended: its items whose audio never said done, now closed; their
+        utterances end with what they have."""
+        items = [
+            i for i, item in self._queued.items() if item.open and item.response_id == response_id
+        ]
+        for item_id in items:
+            self._queued[item_id].open = False
+        return items
 
     def utterance_ended(self, item_id: str) -> None:
         """The item's utterance is over (heard to its end, or cleared): it no longer plays."""
