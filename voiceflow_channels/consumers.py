@@ -14,8 +14,6 @@ from asgiref.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
     WebSocketDisconnectEvent,
-    WebSocketResponseBodyEvent,
-    WebSocketResponseStartEvent,
     WebSocketScope,
 )
 from channels.consumer import get_handler_name
@@ -24,6 +22,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from . import call_control, conf, metrics
+from .admission import deny_with_503, signature_refusal
 from .call_ending import STALL_SECONDS, CallEnding
 from .call_layer import CallLayer
 from .call_state import CallState
@@ -43,7 +42,6 @@ from .layer_messages import (
 )
 from .outbox import Outbox
 from .playback import Playback, Utterance
-from .signature import header_signature, is_valid_signature
 from .streams import STREAMS
 from .twilio_events import StreamStart
 from .wait_state import WaitState
@@ -190,7 +188,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self.call, conf.chime_audio(), self._send_text, self._report, conf.part_timeout_ms()
         )
         self.watchdog = Watchdog(self.call, self._time_out)
-        refusal = self._refusal()
+        refusal = signature_refusal(self.scope)
         if refusal:
             self._finished = True
             metrics.REFUSED.labels("signature").inc()
@@ -208,7 +206,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 len(STREAMS.live),
                 conf.max_streams(),
             )
-            await self._deny_busy()
+            if not await deny_with_503(self.scope, self.base_send):
+                await self.close()  # daphne can only refuse with a 403
             return
         await self.accept()
         STREAMS.add(self)
@@ -364,18 +363,6 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if not self._finished:
             await getattr(self, get_handler_name({"type": message.type}))(message)
 
-    def _refusal(self) -> str | None:
-        token = conf.twilio_auth_token()
-        if not token:
-            return None
-        signature = header_signature(self.scope.get("headers", []))
-        if signature is None:
-            return "missing X-Twilio-Signature"
-        url = conf.public_url() + self.scope.get("path", "")
-        if not is_valid_signature(token, url, signature):
-            return f"X-Twilio-Signature does not match {url}"
-        return None
-
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)
 
@@ -416,25 +403,6 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             said = "disconnect without stop" if how == "disconnect" else how
             extra = self.summary_fields()
             log.info("voiceflow call ended (%s) %s%s", said, call.summary(), extra and f" {extra}")
-
-    async def _deny_busy(self) -> None:
-        """Refuse the upgrade with a 503 where the server can say so (the ASGI websocket denial
-        response extension, e.g. uvicorn); daphne can only refuse with a 403."""
-        if "websocket.http.response" in (self.scope.get("extensions") or {}):
-            start: WebSocketResponseStartEvent = {
-                "type": "websocket.http.response.start",
-                "status": 503,
-                "headers": [],
-            }
-            body: WebSocketResponseBodyEvent = {
-                "type": "websocket.http.response.body",
-                "body": b"busy\n",
-                "more_body": False,
-            }
-            await self.base_send(start)
-            await self.base_send(body)
-        else:
-            await self.close()
 
     def _time_out(self, kind: str, why: str) -> None:
         metrics.TIMEOUTS.labels(kind).inc()
