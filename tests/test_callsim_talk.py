@@ -3,14 +3,21 @@ given windows of its audio, for a server's barge-in to hear."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
+import wave
+from io import StringIO
+from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
 
-from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE, mulaw_to_linear
-from voiceflow_channels.testing import SimulatedCall
+from tests.servers import SERVERS, Server
+from tests.test_callsim_playout import twilio_counterpart
+from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE, linear_to_mulaw, mulaw_to_linear
+from voiceflow_channels.testing import SimulatedCall, callsim
 from voiceflow_channels.testing.script import parse_talk, talk_frames
 from voiceflow_channels.testing.talk import synthetic_voice
 
@@ -41,6 +48,30 @@ def test_a_talk_window_is_seconds_and_an_optional_duration():
     assert parse_talk("2.25:3", 0.4) == (2.25, 3.0)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--talk", "x"], "bad --talk 'x': write SECONDS\\[:DURATION\\], e.g. 2 or 2:1.5"),
+        (["--talk", "2:"], "bad --talk '2:'"),
+        (["--talk", ":1"], "bad --talk ':1'"),
+        (["--talk", "1:1:1"], "bad --talk '1:1:1'"),
+        (["--talk", "nan"], "bad --talk 'nan'"),
+        (["--talk", "1:inf"], "bad --talk '1:inf'"),
+        (["--talk", "-1"], "bad --talk -1:1.5: SECONDS must be >= 0 and DURATION > 0"),
+        (["--talk", "1:0"], "bad --talk 1:0: SECONDS must be >= 0 and DURATION > 0"),
+        (["--talk", "4"], "bad --talk 4:1.5: it ends at 5.5 s, after the call's 5 s"),
+        (
+            ["--talk", "1:2", "--talk", "2.5", "--seconds", "8"],
+            "bad --talk 2.5:1.5: it overlaps --talk 1:2; give windows that do not",
+        ),
+        (["--talk-file", "voice.wav"], "--talk-file needs --talk SECONDS\\[:DURATION\\]"),
+    ],
+)
+def test_a_bad_talk_is_a_command_error_that_names_it(options, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("voiceflow_callsim", *options)
+
+
 def test_each_window_plays_the_audio_from_its_start_over_again_if_longer():
     chunks = [bytes([n]) * FRAME_BYTES for n in (1, 2, 3)]
     audio = b"".join(chunks)
@@ -59,6 +90,11 @@ def test_each_window_plays_the_audio_from_its_start_over_again_if_longer():
         1: chunks[0],
         2: b"\x01" * 10 + SILENT_FRAME[10:],
     }
+
+
+async def test_run_refuses_talk_with_no_audio_before_connecting():
+    with pytest.raises(ValueError, match="bad --talk 0:1: there is no audio to talk with"):
+        await callsim.run("ws://127.0.0.1:9/x", 1, 2, True, talk=[(0, 1)], talk_audio=b"")
 
 
 def test_the_talk_frames_carry_the_voice_and_every_other_frame_silence():
@@ -132,3 +168,80 @@ def test_the_synthetic_voice_is_voiced_at_a_wandering_pitch_in_syllables():
 def test_the_synthetic_voice_is_the_same_every_time():
     assert synthetic_voice.__wrapped__() == synthetic_voice()
     assert synthetic_voice() is synthetic_voice(), "made once a process"
+
+
+def write_pcm_wav(path: Path, samples: list[int]) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
+
+
+async def test_the_command_talks_with_a_wav_file_from_its_start_in_each_window(tmp_path):
+    # 0.1 s of a rising ramp: every frame of it differs from the others.
+    samples = [(i * 37) % 20000 - 10000 for i in range(800)]
+    path = tmp_path / "hello.wav"
+    write_pcm_wav(path, samples)
+    recording = frames_of(linear_to_mulaw(samples))
+    out = StringIO()
+    async with twilio_counterpart() as server:
+        await asyncio.to_thread(
+            call_command,
+            "voiceflow_callsim",
+            *("--url", server.url, "--seconds", "0.6", "--flat-out"),
+            *("--talk-file", str(path), "--talk", "0.1", "--talk", "0.3:0.16"),
+            stdout=out,
+            stderr=StringIO(),
+        )
+    heard = payloads(d for _, d in server.got)
+    assert len(heard) == 30
+    # Without a DURATION, the file's length (5 frames); a longer window plays it over again.
+    assert heard[5:10] == recording
+    assert heard[15:23] == recording + recording[:3]
+    assert heard[:5] + heard[10:15] + heard[23:] == [SILENT_FRAME] * 17
+    assert f"each call talked ({path}) at 0.1-0.2 s, 0.3-0.46 s" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [(b"not a wav", "is not a WAV file"), (None, "cannot be read")],
+)
+def test_a_bad_talk_file_is_a_command_error_that_names_the_flag(tmp_path, content, found):
+    path = tmp_path / "voice.wav"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CommandError) as caught:
+        call_command("voiceflow_callsim", "--talk-file", str(path), "--talk", "1")
+    message = str(caught.value)
+    assert message.startswith(f"{path} {found}")
+    assert "; --talk-file needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM" in message
+
+
+@pytest.fixture(params=SERVERS)
+def server(request):
+    running = Server(request.param, VOZ_FEATURE_VOICE_FLOW_A="1")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_talking_calls_are_closed_by_a_real_server_after_their_stop(server):
+    out = StringIO()
+    call_command(
+        "voiceflow_callsim",
+        *("--url", server.url, "--calls", "3", "--seconds", "2.6", "--first", "401"),
+        *("--talk", "0.5", "--talk", "2:0.6"),
+        stdout=out,
+        stderr=StringIO(),
+    )
+    assert "3 calls (realtime)" in out.getvalue()
+    assert "each call talked (the synthetic voice) at 0.5-2 s, 2-2.6 s" in out.getvalue()
+    assert "every call was closed by the server after its stop" in out.getvalue()
+    # 130 frames, a mark at 2 s, and no keypress: a talking call presses only the keys it is told.
+    server.wait_for(
+        r"call ended \(stop\) callSid=CA0+19[123] .* frames=130 bytes=20800 gaps=0 "
+        r"out_of_order=0 marks=1 dtmf=0 ",
+        count=3,
+    )
