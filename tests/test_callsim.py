@@ -151,6 +151,25 @@ def test_media_renders_as_json_dumps_would_and_frames_as_websockets_would():
     assert unframe(b"".join(text_frame(text) for text in texts)) == texts
 
 
+def test_a_frame_with_given_audio_renders_as_json_dumps_would():
+    call = SimulatedCall(7)
+    call.start()
+    call.media()
+    assert call.media_with(bytes(range(160))) == json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": "3",
+            "streamSid": call.stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": "2",
+                "timestamp": "40",
+                "payload": base64.b64encode(bytes(range(160))).decode(),
+            },
+        }
+    )
+
+
 class Transport:
     """Takes the pacer's writes; reports a full write buffer on the checks in `full`."""
 

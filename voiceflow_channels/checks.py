@@ -143,7 +143,7 @@ def _sound_messages() -> list[CheckMessage]:
         if not path:
             continue
         try:
-            load_wav(path)
+            load_wav(path, needed_by=name)
         except SoundFileError as exc:
             messages.append(
                 Error(

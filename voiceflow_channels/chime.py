@@ -16,7 +16,7 @@ from .mulaw import FRAME_BYTES, SAMPLE_RATE, linear_to_mulaw, mulaw_to_linear, p
 MAX_SOUND_SECONDS = 10
 
 _NEEDS = (
-    "a sound to play needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM, "
+    "{} needs a WAV file of 8000 Hz mono mu-law or 16-bit PCM, "
     f"at most {MAX_SOUND_SECONDS} s long"
 )
 _TAG_PCM, _TAG_MULAW, _TAG_EXTENSIBLE = 0x0001, 0x0007, 0xFFFE
@@ -59,16 +59,21 @@ def synthesize_chime() -> bytes:
 
 
 class SoundFileError(ValueError):
-    """A sound file that cannot be played as the chime; the message names the file and the fix."""
+    """A sound file that cannot be played (as the chime, or as a simulated caller's voice); the
+    message names the file and the fix."""
 
 
-def load_wav(path: str | os.PathLike[str]) -> bytes:
-    """Read an 8 kHz mono mu-law or 16-bit PCM WAV file as mu-law padded to whole frames."""
+def load_wav(path: str | os.PathLike[str], needed_by: str = "VOICE_WAIT_SOUND_FILE") -> bytes:
+    """Read an 8 kHz mono mu-law or 16-bit PCM WAV file as mu-law padded to whole frames; a
+    refusal says `needed_by` (the setting or flag that names the file) needs such a file."""
+    needs = _NEEDS.format(needed_by)
     try:
         with open(path, "rb") as stream:
             tag, data = _read_wav(stream, path)
     except OSError as exc:
-        raise SoundFileError(f"{path} cannot be read ({exc.strerror or exc}); {_NEEDS}") from exc
+        raise SoundFileError(f"{path} cannot be read ({exc.strerror or exc}); {needs}") from exc
+    except SoundFileError as exc:
+        raise SoundFileError(f"{exc}; {needs}") from None
     if tag == _TAG_MULAW:
         return pad_to_frames(data)
     samples = array.array("h")
@@ -79,41 +84,42 @@ def load_wav(path: str | os.PathLike[str]) -> bytes:
 
 
 def _read_wav(stream: BinaryIO, path: str | os.PathLike[str]) -> tuple[int, bytes]:
-    """The format tag (mu-law or PCM) and the audio bytes, checked against what the chime needs."""
+    """The format tag (mu-law or PCM) and the audio bytes, checked against what a sound file
+    needs."""
     header = stream.read(12)
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:] != b"WAVE":
-        raise SoundFileError(f"{path} is not a WAV file (no RIFF/WAVE header); {_NEEDS}")
+        raise SoundFileError(f"{path} is not a WAV file (no RIFF/WAVE header)")
     audio_format: tuple[int, int] | None = None
     while len(chunk_header := stream.read(8)) == 8:
         chunk_id, size = struct.unpack("<4sI", chunk_header)
         if chunk_id == b"fmt ":
             fmt = stream.read(size + size % 2)  # chunks are padded to an even size
             if len(fmt) < size:
-                raise SoundFileError(f"{path} is truncated inside its fmt chunk; {_NEEDS}")
+                raise SoundFileError(f"{path} is truncated inside its fmt chunk")
             audio_format = _check_format(fmt[:size], path)
         elif chunk_id == b"data":
             if audio_format is None:
-                raise SoundFileError(f"{path} has no fmt chunk before its data; {_NEEDS}")
+                raise SoundFileError(f"{path} has no fmt chunk before its data")
             tag, width = audio_format
             seconds = size / width / SAMPLE_RATE
             if seconds > MAX_SOUND_SECONDS:
-                raise SoundFileError(f"{path} holds {seconds:.1f} s of audio; {_NEEDS}")
+                raise SoundFileError(f"{path} holds {seconds:.1f} s of audio")
             data = stream.read(size)
             if len(data) < size:
-                raise SoundFileError(f"{path} is truncated inside its data chunk; {_NEEDS}")
+                raise SoundFileError(f"{path} is truncated inside its data chunk")
             data = data[: size - size % width]  # a stray half sample is not audio
             if not data:
-                raise SoundFileError(f"{path} has no audio (its data chunk is empty); {_NEEDS}")
+                raise SoundFileError(f"{path} has no audio (its data chunk is empty)")
             return tag, data
         else:  # LIST, fact, cue...: skipped unread
             stream.seek(size + size % 2, os.SEEK_CUR)
-    raise SoundFileError(f"{path} has no data chunk; {_NEEDS}")
+    raise SoundFileError(f"{path} has no data chunk")
 
 
 def _check_format(fmt: bytes, path: str | os.PathLike[str]) -> tuple[int, int]:
-    """The format tag and bytes per sample, when the fmt chunk is one the chime can play."""
+    """The format tag and bytes per sample, when the fmt chunk is one load_wav can read."""
     if len(fmt) < 16:
-        raise SoundFileError(f"{path} has a {len(fmt)}-byte fmt chunk (16 needed); {_NEEDS}")
+        raise SoundFileError(f"{path} has a {len(fmt)}-byte fmt chunk (16 needed)")
     tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == _TAG_EXTENSIBLE and len(fmt) >= 40 and fmt[26:40] == _GUID_TAIL:
         tag = struct.unpack_from("<H", fmt, 24)[0]
@@ -121,7 +127,7 @@ def _check_format(fmt: bytes, path: str | os.PathLike[str]) -> tuple[int, int]:
         return tag, bits // 8
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}-channel")
     name = _FORMAT_NAMES.get(tag, f"format 0x{tag:04X}")
-    raise SoundFileError(f"{path} is {rate} Hz {layout} {bits}-bit {name}; {_NEEDS}")
+    raise SoundFileError(f"{path} is {rate} Hz {layout} {bits}-bit {name}")
 
 
 def write_wav(path: str | os.PathLike[str], mulaw: bytes) -> None:

@@ -24,7 +24,7 @@ def fallback_audio() -> bytes:
 
 @functools.cache
 def _load(path: str) -> bytes:
-    return load_wav(path)
+    return load_wav(path, needed_by="VOICEFLOW_FALLBACK_SOUND_FILE")
 
 
 @functools.cache

@@ -6,7 +6,8 @@ In real time one timer paces every call (a `Pacer`), so that the simulator costs
 server it measures on the same machine.
 Each call also plays Twilio's side of the server's outbound audio (a `Listener`): it plays `media`
 in real time, echoes each `mark` when the audio before it has played, empties its buffer on
-`clear`, and times the server's answers to the keys the call presses.
+`clear`, and times the server's answers to the keys the call presses. A call can talk too: a
+voice-like signal (or a recording) instead of silence in given windows, to try barge-in with.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from .frames import Batch, batches, write_frames
 from .listener import Listener
 from .pacer import Pacer
 from .results import CallResult, Progress, Sent, SimResult
-from .script import DEFAULT_WAIT_KEY, frames_for, is_key, press_frames
+from .script import DEFAULT_WAIT_KEY, frames_for, is_key, press_frames, talk_frames
 from .simulated_call import SimulatedCall
+from .talk import synthetic_voice
 from .webhook import Connect, Twilio, after, answer
 
 # One mark every 2 s and one keypress every 2.5 s of audio: rare, as on a real call.
@@ -104,6 +106,8 @@ async def run(
     wait_key: str = DEFAULT_WAIT_KEY,
     record: Path | None = None,
     twilio: Twilio | None = None,
+    talk: Iterable[tuple[float, float]] = (),
+    talk_audio: bytes | None = None,
 ) -> SimResult:
     """Play `calls` calls of `seconds` audio each, numbered from `first`, and wait for the server
     to close every one after its `stop`. `realtime` paces 50 media frames/s per call; otherwise
@@ -112,6 +116,10 @@ async def run(
     Every call presses the keys in `presses`, (seconds, key) each, as `dtmf` events right after
     the media frame at that time; `wait_key` is the one whose answer is timed as the chime. With
     `record`, what each caller heard goes to `record/<callSid>.wav`, `seconds` long.
+
+    Every call talks in the windows of `talk`, (start, duration) seconds each, within the call
+    and not overlapping: those media frames carry `talk_audio` (mu-law, 8 kHz), or else the
+    synthetic voice, each window from its start, over again if the window is longer.
 
     With `twilio`, each call plays Twilio's HTTP side too: the voice webhook first (its TwiML's
     Parameters go in the start; the stream still opens at `url`), and once the stream has
@@ -127,6 +135,11 @@ async def run(
         raise ValueError(f"the wait key must be one of 0-9 * # A-D, not {wait_key!r}")
     frames = frames_for(seconds)
     after = press_frames(presses, seconds, frames)
+    windows = tuple(talk)
+    talking: dict[int, bytes] = {}
+    if windows:  # the voice is made once a process, when a run first talks
+        voice = synthetic_voice() if talk_audio is None else talk_audio
+        talking = talk_frames(windows, voice, seconds, frames)
     if record is not None:
         try:
             await asyncio.to_thread(record.mkdir, parents=True, exist_ok=True)
@@ -140,9 +153,10 @@ async def run(
         for call, connect in zip(simulated, answers, strict=True):
             if isinstance(connect, Connect):
                 call.parameters = connect.parameters
-    # With keys to press, those are the only ones: the server would answer the periodic dtmf too.
-    dtmf_every = 0 if after else DTMF_EVERY
-    steps = [call.steps(frames, MARK_EVERY, dtmf_every, after) for call in simulated]
+    # A call told to press keys or to talk presses no others: the server would answer the
+    # periodic dtmf too.
+    dtmf_every = 0 if after or talking else DTMF_EVERY
+    steps = [call.steps(frames, MARK_EVERY, dtmf_every, after, talking) for call in simulated]
     progress = Progress(calls)
     start: Callable[[], float]
     sends: list[_Send]

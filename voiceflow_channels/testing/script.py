@@ -1,16 +1,17 @@
-"""What each simulated call plays, counted in media frames: how many for its seconds, and the
-keys it presses and after which frame."""
+"""What each simulated call plays, counted in media frames: how many for its seconds, the keys it
+presses and after which frame, and the frames it talks in."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
-from ..mulaw import FRAME_MS
+from ..mulaw import FRAME_BYTES, FRAME_MS, pad_to_frames
 
 FRAMES_PER_SECOND = 1000 // FRAME_MS
 KEYS = "0123456789*#ABCD"
 DEFAULT_WAIT_KEY = "1"
+DEFAULT_TALK_SECONDS = 1.5
 
 
 def frames_for(seconds: float) -> int:
@@ -53,3 +54,53 @@ def press_frames(
 def is_key(key: str) -> bool:
     """Whether `key` is one a call can press: 0-9 * # A-D."""
     return len(key) == 1 and key in KEYS
+
+
+def parse_talk(text: str, default_seconds: float) -> tuple[float, float]:
+    """A talk window written `SECONDS[:DURATION]` (`2`, `2:1.5`) as (start, duration) in
+    seconds; without a DURATION, `default_seconds`."""
+    start, colon, duration = text.partition(":")
+    try:
+        window = (float(start), float(duration) if colon else default_seconds)
+    except ValueError:
+        window = (math.nan, math.nan)
+    if not all(map(math.isfinite, window)):
+        raise ValueError(
+            f"bad --talk {text!r}: write SECONDS[:DURATION], e.g. 2 or 2:1.5 (talk from 2 s "
+            "into the call, for 1.5 s)"
+        )
+    return window
+
+
+def talk_frames(
+    talk: Iterable[tuple[float, float]], audio: bytes, seconds: float, frames: int
+) -> dict[int, bytes]:
+    """Media frame number (from 1) -> the 160 bytes of `audio` it carries instead of silence.
+    Each (start, duration) window plays `audio` from its start, over again if the window is
+    longer, from the frame sent at `start`; windows must lie within the call and not overlap."""
+    audio = pad_to_frames(audio)
+    chunks = [audio[i : i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]
+    carried: dict[int, bytes] = {}
+    last = 0  # the last frame of the window before
+    before = ""
+    for start, duration in sorted(talk):
+        window = f"{start:g}:{duration:g}"
+        if not (math.isfinite(start) and math.isfinite(duration) and start >= 0 and duration > 0):
+            raise ValueError(f"bad --talk {window}: SECONDS must be >= 0 and DURATION > 0")
+        if not chunks:
+            raise ValueError(f"bad --talk {window}: there is no audio to talk with")
+        # Half a frame over is rounding: the window then ends with the call.
+        if start + duration > seconds + 0.5 / FRAMES_PER_SECOND:
+            raise ValueError(
+                f"bad --talk {window}: it ends at {start + duration:g} s, after the call's "
+                f"{seconds:g} s; shorten it or make the call longer (--seconds)"
+            )
+        first = min(round(start * FRAMES_PER_SECOND), frames - 1) + 1
+        count = min(max(1, round(duration * FRAMES_PER_SECOND)), frames - first + 1)
+        if first <= last:
+            raise ValueError(
+                f"bad --talk {window}: it overlaps --talk {before}; give windows that do not"
+            )
+        carried.update((first + k, chunks[k % len(chunks)]) for k in range(count))
+        last, before = first + count - 1, window
+    return carried

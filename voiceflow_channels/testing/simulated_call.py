@@ -49,10 +49,17 @@ class SimulatedCall:
     def __post_init__(self) -> None:
         self.call_sid = sid("CA", self.n)
         self.stream_sid = sid("MZ", self.n)
-        self._media_for: str | None = None  # the streamSid the media template was made for
-        self._media = ""
+        # The streamSid the media templates were made for: the call's own audio's, and one that
+        # takes the payload too.
+        self._media_for: str | None = None
+        self._media = self._media_with = ""
 
-    def _media_template(self) -> str:
+    def _make_media_templates(self) -> None:
+        self._media = self._media_template(base64.b64encode(self.audio).decode())
+        self._media_with = self._media_template("%s")
+        self._media_for = self.stream_sid
+
+    def _media_template(self, payload: str) -> str:
         # Rendered once per streamSid with placeholders (no other % can occur: SIDs are hex, the
         # payload base64): a call sends 50 media frames a second, and formatting three numbers
         # costs a tenth of json.dumps.
@@ -60,12 +67,7 @@ class SimulatedCall:
             "event": "media",
             "sequenceNumber": "%d",
             "streamSid": self.stream_sid,
-            "media": {
-                "track": "inbound",
-                "chunk": "%d",
-                "timestamp": "%d",
-                "payload": base64.b64encode(self.audio).decode(),
-            },
+            "media": {"track": "inbound", "chunk": "%d", "timestamp": "%d", "payload": payload},
         }
         return json.dumps(media)
 
@@ -102,11 +104,21 @@ class SimulatedCall:
         )
 
     def media(self) -> str:
+        """The next media frame, carrying the call's `audio`."""
         if self._media_for != self.stream_sid:
-            self._media, self._media_for = self._media_template(), self.stream_sid
+            self._make_media_templates()
         self.chunk += 1
         self.seq += 1
         return self._media % (self.seq, self.chunk, self.chunk * FRAME_MS)
+
+    def media_with(self, audio: bytes) -> str:
+        """The next media frame, carrying `audio` (160 bytes) instead of the call's own."""
+        if self._media_for != self.stream_sid:
+            self._make_media_templates()
+        self.chunk += 1
+        self.seq += 1
+        payload = base64.b64encode(audio).decode()
+        return self._media_with % (self.seq, self.chunk, self.chunk * FRAME_MS, payload)
 
     def mark(self, name: str = "chime-1") -> str:
         return json.dumps(
@@ -144,13 +156,18 @@ class SimulatedCall:
         mark_every: int = 0,
         dtmf_every: int = 0,
         presses: Mapping[int, str] | None = None,
+        talk: Mapping[int, bytes] | None = None,
     ) -> Iterator[Step]:
         """`whole_call`'s messages as unrendered steps."""
         yield Step("connected", self.connected)
         yield Step("start", self.start)
         presses = presses or {}
+        talk = talk or {}
+        # One step for every frame of the call's own audio: a call sends 50 a second.
+        own_audio = Step("media", self.media)
         for i in range(1, frames + 1):
-            yield Step("media", self.media)
+            audio = talk.get(i)
+            yield own_audio if audio is None else Step("media", partial(self.media_with, audio))
             if mark_every and i % mark_every == 0:
                 yield Step("mark", partial(self.mark, f"m{i}"))
             if dtmf_every and i % dtmf_every == 0:
@@ -165,8 +182,10 @@ class SimulatedCall:
         mark_every: int = 0,
         dtmf_every: int = 0,
         presses: Mapping[int, str] | None = None,
+        talk: Mapping[int, bytes] | None = None,
     ) -> Iterator[str]:
         """connected, start, `frames` media (a mark / dtmf every N frames if asked, and after
-        media frame i, counted from 1, a dtmf for each key in `presses[i]`), stop."""
-        for step in self.steps(frames, mark_every, dtmf_every, presses):
+        media frame i, counted from 1, a dtmf for each key in `presses[i]`), stop. Media frame i
+        carries `talk[i]` when there is one, else the call's `audio`."""
+        for step in self.steps(frames, mark_every, dtmf_every, presses, talk):
             yield step.render()

@@ -9,9 +9,16 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from voiceflow_channels import conf
+from voiceflow_channels.chime import MAX_SOUND_SECONDS, load_wav
+from voiceflow_channels.mulaw import SAMPLE_RATE
 from voiceflow_channels.startup import freeze_startup_objects
 from voiceflow_channels.testing import callsim
-from voiceflow_channels.testing.script import DEFAULT_WAIT_KEY, parse_press
+from voiceflow_channels.testing.script import (
+    DEFAULT_TALK_SECONDS,
+    DEFAULT_WAIT_KEY,
+    parse_press,
+    parse_talk,
+)
 from voiceflow_channels.testing.webhook import Twilio
 
 DEFAULT_URL = "ws://127.0.0.1:8000/twilio/stream"
@@ -21,7 +28,7 @@ class Command(BaseCommand):
     help = (
         "Play simulated Twilio Media Streams calls at a websocket URL (no phone needed) and "
         "report what was sent and how long it took. Each call plays the server's audio as Twilio "
-        "does (echoing marks, honouring clears) and can press keys at given times."
+        "does (echoing marks, honouring clears) and can press keys and talk at given times."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -73,6 +80,25 @@ class Command(BaseCommand):
             f"{DEFAULT_WAIT_KEY}); any other key's answer is timed as a clear",
         )
         parser.add_argument(
+            "--talk",
+            dest="talks",
+            action="append",
+            default=[],
+            metavar="SECONDS[:DURATION]",
+            help="every call talks from SECONDS into the call for DURATION seconds (default "
+            f"{DEFAULT_TALK_SECONDS:g}, or the --talk-file's length): a voice-like signal instead "
+            "of silence, for a server to hear as speech; repeatable, the windows within the call "
+            "and not overlapping, e.g. --talk 2 --talk 6:3",
+        )
+        parser.add_argument(
+            "--talk-file",
+            type=Path,
+            metavar="WAV",
+            help="talk with this recording instead (8000 Hz mono mu-law or 16-bit PCM, at most "
+            f"{MAX_SOUND_SECONDS} s): each --talk window plays it from its start, over again if "
+            "the window is longer, cut at the window's end",
+        )
+        parser.add_argument(
             "--answer",
             action="store_true",
             help="play Twilio's HTTP side too: POST the voice webhook (/twilio/voice on --url's "
@@ -89,8 +115,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["first"] < 0 or options["close_timeout"] <= 0:
             raise CommandError("--first must be >= 0 and --close-timeout > 0")
+        if options["talk_file"] is not None and not options["talks"]:
+            raise CommandError(
+                "--talk-file needs --talk SECONDS[:DURATION] to say when each call talks"
+            )
         try:
             presses = tuple(parse_press(press) for press in options["presses"])
+            talk_audio = None
+            talk_seconds = DEFAULT_TALK_SECONDS
+            if options["talk_file"] is not None:
+                talk_audio = load_wav(options["talk_file"], "--talk-file")
+                talk_seconds = len(talk_audio) / SAMPLE_RATE
+            talk = tuple(parse_talk(window, talk_seconds) for window in options["talks"])
             # This process plays Twilio: a full collection over Django's objects would hold
             # every call's frames back, and the server would count them late.
             freeze_startup_objects()
@@ -107,6 +143,8 @@ class Command(BaseCommand):
                     presses=presses,
                     wait_key=options["wait_key"],
                     record=options["record"],
+                    talk=talk,
+                    talk_audio=talk_audio,
                     twilio=(
                         Twilio.for_stream(
                             options["url"], conf.public_url(), conf.twilio_auth_token()
@@ -121,6 +159,10 @@ class Command(BaseCommand):
         for call in result.calls:
             if call.heard or call.pressed or call.then:
                 self.stdout.write(call.line())
+        if talk:
+            voice = options["talk_file"] or "the synthetic voice"
+            windows = ", ".join(f"{start:g}-{start + length:g} s" for start, length in sorted(talk))
+            self.stdout.write(f"each call talked ({voice}) at {windows}")
         mode = "realtime" if options["realtime"] else "flat-out"
         # A server that falls behind shows as frames held back, not as frames queued here.
         held_back = (
