@@ -73,8 +73,8 @@ class DemoConsumer(TwilioStreamConsumer):
             self._cancel()
             await self.play(goodbye(), "goodbye")
             await self.hangup()
-        elif digit == "0":
-            await self._transfer()
+        elif digit == "0" and settings.DEMO_TRANSFER_TO:  # unset: 0 is just a key
+            await self._transfer(settings.DEMO_TRANSFER_TO)
 
     async def on_stop(self) -> None:
         self._cancel()
@@ -87,11 +87,7 @@ class DemoConsumer(TwilioStreamConsumer):
         self.end_wait()
         await self.play(answer(), "answer")
 
-    async def _transfer(self) -> None:
-        to = settings.DEMO_TRANSFER_TO
-        if not to:
-            log.info("voiceflow demo: 0 pressed, but DEMO_TRANSFER_TO is not set")
-            return
+    async def _transfer(self, to: str) -> None:
         try:
             await self.transfer(to)
         except ValueError as exc:  # not allowlisted: the call goes on
