@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import re
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -529,3 +531,36 @@ def test_the_vad_times_speech_on_the_input_clock_whatever_the_chunk_sizes():
         events += vad.feed(audio[start : start + 333], silence_ms=500, prefix_padding_ms=300)
     # 40 ms of voice is no speech; the 300 ms that follow are, from 540 ms on.
     assert events == [VadEvent("started", 540 - 300), VadEvent("stopped", 540 + 300 + 500)]
+
+
+async def test_the_cli_prints_its_base_url_and_serves_the_sdk():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "voiceflow_channels.testing.fake_realtime",
+        "--port=0",
+        "--speed=0",
+        "--audio-ms=200",
+        '--tool=0:check_order_status:{"order_id": "7"}',
+        "--log",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            line = (await process.stdout.readline()).decode()
+        match = re.fullmatch(r"fake realtime listening on (http://127\.0\.0\.1:\d+/v1)\n", line)
+        assert match, line
+        client = AsyncOpenAI(api_key="sk-test", base_url=match[1])
+        async with client.realtime.connect(model="gpt-realtime") as conn:
+            await conn.session.update(session=GA_SESSION)
+            await conn.response.create()
+            [*_, done] = await until(conn, "response.done")
+            assert [item.type for item in done.response.output] == ["function_call"]
+            assert done.response.output[0].arguments == '{"order_id": "7"}'
+        async with asyncio.timeout(DEADLINE_S):
+            log = [(await process.stdout.readline()).decode() for _ in range(2)]
+        assert log[0] == "connection 1 opened model=gpt-realtime\n"
+        assert log[1].startswith("response resp_") and log[1].endswith(" completed\n")
+    finally:
+        process.terminate()
+        assert await process.wait() == 0

@@ -7,6 +7,12 @@ Framework-free (asyncio, websockets and the `openai` SDK's own event models), so
         client = AsyncOpenAI(api_key="sk-test", base_url=fake.base_url)
         ...
         await fake.wait_response_started(1)
+
+As a process (the benchmark, tests against real servers)::
+
+    python -m voiceflow_channels.testing.fake_realtime --port 0
+
+prints `fake realtime listening on http://127.0.0.1:PORT/v1` once it listens.
 """
 
 from __future__ import annotations
