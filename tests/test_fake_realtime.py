@@ -276,6 +276,7 @@ async def test_speech_then_silence_is_a_turn_on_the_input_clock_and_gets_a_respo
         assert message.content[0].transcript == "Hi there."
         assert fake.connections[0].appended_ms == 1700
         assert fake.speech_started_ms == [200]
+        assert fake.client_event_types == ["session.update", "input_audio_buffer.append"]
 
 
 async def test_a_response_plays_its_events_in_openais_order():
