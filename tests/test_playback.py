@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voiceflow_channels.mulaw import frames_ms, padding
-from voiceflow_channels.playback import Clear, Mark, Media, Playback, Step
+from voiceflow_channels.playback import END_SUFFIX, Clear, Mark, Media, Playback, Step
 
 MS = 8  # bytes of mu-law per ms
 
@@ -392,3 +392,18 @@ def test_heard_ms_is_what_the_echoes_confirmed_of_a_queued_utterance_only():
     assert playback.heard_ms("item_2") == 0, "never queued"
     playback.clear()
     assert playback.heard_ms("item_1") == 0, "over: its books are closed"
+
+
+def test_an_utterance_whose_end_comes_after_all_its_audio_was_sent_gets_a_bare_end_mark():
+    """A model's audio ends with an empty `done`: its last mark went out without `.end`, so a
+    mark of its own says where it ends (the simulator's playout reads utterances by it)."""
+    playback = Playback(lead_ms=300, mark_every_ms=100)
+    opened = playback.play("speech", b"\x10" * 320, key="item_1", final=False)
+    assert [type(m).__name__ for m in opened.outbound] == ["Media", "Mark"]
+    assert not opened.outbound[1].name.endswith(END_SUFFIX)
+    closed = playback.extend("item_1", b"", final=True)
+    [end] = closed.outbound
+    assert isinstance(end, Mark) and end.name.endswith(END_SUFFIX)
+    [utterance] = playback.on_mark(opened.outbound[1].name).ended  # all of it was heard
+    assert (utterance.played_ms, utterance.cleared_ms) == (40, 0)
+    assert playback.on_mark(end.name).ended == [] and playback.idle

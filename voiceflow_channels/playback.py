@@ -277,12 +277,8 @@ class Playback:
                 if self.outstanding_ms + ms > self.lead_ms:
                     return out
                 del utterance.pending[: len(chunk)]
-                self._marks += 1
-                name = f"{MARK_PREFIX}{self.generation}.{self._marks}"
-                if not utterance.open and not utterance.pending:
-                    name += END_SUFFIX
-                out += [Media(chunk), Mark(name)]
-                self._unconfirmed.append((name, utterance, ms))
+                end = not utterance.open and not utterance.pending
+                out += [Media(chunk), self._mark(utterance, ms, end=end)]
                 self.outstanding_ms += ms
                 utterance.sent_ms += ms
             if utterance.open:
@@ -303,8 +299,19 @@ class Playback:
             utterance.open = False
         utterance.queued_ms += frames_ms(len(pending)) - before
         step = self._settle_if_done(utterance)
+        if final and not pending and utterance in self._queue:
+            # Its audio was all sent before its end was known: its last mark had no `.end`, so
+            # a bare one says where it ends (Twilio echoes it once the audio before it played).
+            step.outbound.append(self._mark(utterance, 0, end=True))
         step.outbound += self._pump()
         return step
+
+    def _mark(self, utterance: Utterance, ms: int, *, end: bool) -> Mark:
+        """The next mark, after `ms` of `utterance`'s audio; awaited until Twilio echoes it."""
+        self._marks += 1
+        name = f"{MARK_PREFIX}{self.generation}.{self._marks}" + (END_SUFFIX if end else "")
+        self._unconfirmed.append((name, utterance, ms))
+        return Mark(name)
 
     def _settle_if_done(self, utterance: Utterance) -> Step:
         if utterance.open or utterance.unsettled_ms or utterance not in self._queue:

@@ -19,7 +19,7 @@ from ..twilio_events import StreamStart
 from .book import ConversationBook, Delta, FunctionCall
 from .call_tools import CallTools
 from .fallback import fallback_audio
-from .link import ModelFailure, ModelLink
+from .link import Frames, ModelFailure, ModelLink
 from .session import TurnDetection, session_config
 from .tools import Toolbox
 
@@ -30,6 +30,8 @@ log = logging.getLogger("voiceflow_channels")
 HARMLESS_ERRORS = frozenset(
     {"conversation_already_has_active_response", "response_cancel_not_active"}
 )
+# Said just before the server closes the session at its cap: the close reconnects.
+SESSION_EXPIRED = "session_expired"
 RATE_LIMIT_ERRORS = frozenset({"rate_limit_exceeded", "insufficient_quota"})
 
 
@@ -60,7 +62,9 @@ class RealtimeAssistant(TwilioStreamConsumer):
             return
         self.book = ConversationBook(self._heard_ms, asyncio.get_running_loop().time)
         self.link: ModelLink | None = None
+        self.frames = Frames()
         self._failed = False
+        self._last_error = ""  # the last error the model sent, if a close follows it
         self._greet = self.greeting is not None
         self._tools = CallTools(self, Toolbox(*self.tools))
         self.outbox.spawn(self._converse())
@@ -69,8 +73,7 @@ class RealtimeAssistant(TwilioStreamConsumer):
         await self._greet_when_ready()
 
     async def on_audio(self, mulaw: bytes) -> None:
-        if self.link is not None:
-            self.link.send_audio(self.call.audio_b64)
+        self.frames.put(self.call.audio_b64)
 
     async def on_playback(self, label: str, played_ms: int, cleared_ms: int) -> None:
         """Subclasses that override it call super(): the book follows what still plays."""
@@ -82,8 +85,7 @@ class RealtimeAssistant(TwilioStreamConsumer):
         self._publish()
 
     def summary_fields(self) -> str:
-        dropped = self.link.dropped_frames if self.link is not None else 0
-        return f"{self.book.summary()} model_audio_dropped={dropped}"
+        return f"{self.book.summary()} model_audio_dropped={self.frames.dropped}"
 
     # The model's events, each to the method named after its type (as Channels names its
     # handlers): `response.output_audio.delta` -> `realtime_response_output_audio_delta`.
@@ -159,10 +161,13 @@ class RealtimeAssistant(TwilioStreamConsumer):
         if code in RATE_LIMIT_ERRORS:
             raise ModelFailure("rate_limit", f"{code}: {error.message}")
         metrics.MODEL_ERRORS.labels(code).inc()
+        if code == SESSION_EXPIRED:
+            return
         if code in HARMLESS_ERRORS:
             if self.debug:
                 log.debug("voiceflow model callSid=%s: %s (harmless)", self.call.call_sid, code)
             return
+        self._last_error = f"{code}: {error.message}"
         log.warning(
             "voiceflow model error callSid=%s: %s %s; the call goes on",
             self.call.call_sid,
@@ -176,11 +181,13 @@ class RealtimeAssistant(TwilioStreamConsumer):
         reconnected = False
         while not self._finished:
             try:
-                self.link = await ModelLink.open(self._model(), self._session())
+                self.link = await ModelLink.open(self._model(), self._session(), self.frames)
                 await self._greet_when_ready()
                 async for event in self.link.events():
                     await self._dispatch(event)
             except ModelFailure as failure:
+                if failure.kind == "closed" and self._last_error:  # the error ended it
+                    failure = ModelFailure("session_error", f"{self._last_error}; {failure.reason}")
                 metrics.MODEL_FAILURES.labels(failure.kind).inc()
                 if self.link is not None:
                     await self.link.close()

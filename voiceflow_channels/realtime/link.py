@@ -36,18 +36,33 @@ class ModelFailure(Exception):
         self.reason = reason
 
 
-class ModelLink:
-    """The connection; `send_audio` queues a frame's base64 payload and returns at once."""
+class Frames:
+    """The caller's audio on its way to the model: `put` returns at once; past
+    MAX_QUEUED_FRAMES the oldest frame is dropped and counted. It outlives a connection, so the
+    frames of a call's first moments (or of a reconnect) wait for the model."""
 
-    def __init__(self, connection: AsyncRealtimeConnection) -> None:
+    def __init__(self) -> None:
+        self.queue: deque[str] = deque()
+        self.dropped = 0
+        self.ready = asyncio.Event()
+
+    def put(self, payload_b64: str) -> None:
+        if len(self.queue) >= MAX_QUEUED_FRAMES:
+            self.queue.popleft()
+            self.dropped += 1
+        self.queue.append(payload_b64)
+        self.ready.set()
+
+
+class ModelLink:
+    """The connection, sending `frames` as they come."""
+
+    def __init__(self, connection: AsyncRealtimeConnection, frames: Frames) -> None:
         self.connection = connection
-        self.dropped_frames = 0
-        self._frames: deque[str] = deque()
-        self._wake = asyncio.Event()
-        self._sender = asyncio.create_task(self._send_frames())
+        self._sender = asyncio.create_task(self._send_frames(frames))
 
     @classmethod
-    async def open(cls, model: str, session: dict[str, Any]) -> ModelLink:
+    async def open(cls, model: str, session: dict[str, Any], frames: Frames) -> ModelLink:
         """Connect (OPENAI_API_KEY, OPENAI_BASE_URL as the SDK reads them) and configure the
         session; a ModelFailure when that fails or takes over CONNECT_TIMEOUT_S."""
         try:
@@ -62,15 +77,7 @@ class ModelLink:
             raise ModelFailure("refused", f"the handshake was refused with {status}") from None
         except (OSError, WebSocketException, OpenAIError) as exc:
             raise ModelFailure("connect", f"{type(exc).__name__}: {exc}") from None
-        return cls(connection)
-
-    def send_audio(self, payload_b64: str) -> None:
-        """Queue one frame of the caller's audio (Twilio's base64 payload, sent as is)."""
-        if len(self._frames) >= MAX_QUEUED_FRAMES:
-            self._frames.popleft()
-            self.dropped_frames += 1
-        self._frames.append(payload_b64)
-        self._wake.set()
+        return cls(connection, frames)
 
     async def send(self, event: dict[str, Any]) -> None:
         """A client event other than audio (rare: truncates, tool outputs, responses)."""
@@ -96,16 +103,17 @@ class ModelLink:
         except (OSError, WebSocketException) as exc:
             log.debug("voiceflow model close: %s", exc)
 
-    async def _send_frames(self) -> None:
+    async def _send_frames(self, frames: Frames) -> None:
         """Send the queued frames, oldest first; each is one `input_audio_buffer.append`, built
         around the payload rather than through a model of the event (50 a second a call)."""
-        frames = self._frames
+        queue = frames.queue
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while frames:
-                text = APPEND_HEAD + frames.popleft() + '"}'
+            await frames.ready.wait()
+            frames.ready.clear()
+            while queue:
+                text = APPEND_HEAD + queue[0] + '"}'
                 try:
                     await self.connection.send_raw(text)
                 except (OSError, WebSocketException):
-                    return  # the reader sees the close and says why
+                    return  # the reader sees the close and says why; the frame waits
+                queue.popleft()
