@@ -83,9 +83,7 @@ async def test_a_turn_the_callers_audio_goes_up_and_the_answer_comes_back(fake, 
     assert "turns=1" in line and "response_ms_p50=" in line and "response_ms_p50=-" not in line
 
 
-async def test_a_barge_in_clears_truncates_at_what_was_heard_and_drops_late_audio(
-    fake, summaries
-):
+async def test_a_barge_in_clears_truncates_at_what_was_heard_and_drops_late_audio(fake, summaries):
     fake.script = Script(speed=2.0, late_deltas=3, replies=(Reply(audio_ms=4000),))
     twilio = Twilio(Plain)
     await twilio.start()
