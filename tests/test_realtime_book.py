@@ -152,7 +152,7 @@ def test_a_barge_in_before_the_answer_times_nothing():
 
 def test_the_summary_of_a_silent_call():
     assert book().summary() == (
-        "turns=0 barge_ins=0 truncates=0 late_audio=0 tools=0 tool_failures=0 "
+        "turns=0 barge_ins=0 truncates=0 tools=0 tool_failures=0 "
         "response_ms_p50=- response_ms_p95=-"
     )
 

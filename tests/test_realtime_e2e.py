@@ -81,5 +81,5 @@ async def test_a_barge_in_on_a_real_server_truncates_at_what_the_caller_heard(
     assert first[1] < (TALK_AT_S + 0.3) * 1000, "cut within the VAD's start and the clear"
     assert rest, "then the answer to the caller's turn"
     assert rest[0][0] > (TALK_AT_S + TALK_S) * 1000, "nothing of the greeting after the clear"
-    assert "barge_ins=1 truncates=1 late_audio=2" in line
+    assert "late_audio=2" in line and "barge_ins=1 truncates=1" in line
     assert "turns=2" in line

@@ -123,6 +123,7 @@ class RealtimeAssistant(TwilioStreamConsumer):
             return
         kind = self.book.audio_delta(event.response_id, event.item_id, len(audio))
         if kind is Delta.DROP:
+            self.playback.late_audio += 1  # the call's late_audio=, as a cleared part's
             return
         if kind is Delta.MORE:
             await self.play_more(event.item_id, audio)

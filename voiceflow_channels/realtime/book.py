@@ -196,14 +196,14 @@ class ConversationBook:
         self._stopped_at = self._clock()
 
     def summary(self) -> str:
-        """The figures as the call's summary line fields."""
+        """The figures as the call's summary line fields (late deltas are the call's own
+        `late_audio=`)."""
         f = self.figures
         p50, p95 = quantile(f.response_ms, 0.5), quantile(f.response_ms, 0.95)
         fields = [
             f"turns={f.turns}",
             f"barge_ins={f.barge_ins}",
             f"truncates={f.truncates}",
-            f"late_audio={f.late_audio}",
             f"tools={f.tools_run}",
             f"tool_failures={f.tools_failed}",
             f"response_ms_p50={'-' if p50 is None else round(p50)}",
