@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import pytest
 
 from tests.realtime_twilio import Twilio
 from tests.utils import metric
 from voiceflow_channels import call_control
-from voiceflow_channels.layer_messages import CallHangup
+from voiceflow_channels.layer_messages import CallHangup, CallTransfer
 from voiceflow_channels.mulaw import BYTES_PER_MS
 from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.realtime import link as link_module
@@ -317,3 +318,89 @@ async def test_a_session_the_model_ends_falls_back_and_hangs_up(fake, caplog, sc
     assert metric("voiceflow_model_failures_total", kind=kind) == failures + 1
     assert f"({kind})" in caplog.text and said in caplog.text
     await twilio.ws.disconnect()
+
+
+class Desk(RealtimeAssistant):
+    transfers: ClassVar = {"sales": "+15557654321", "nowhere": "+19005550100"}  # 2nd: premium
+    fallback = "sales"
+    heard: ClassVar[list[tuple[str, str]]] = []
+
+    async def on_transcript(self, role: str, text: str) -> None:
+        self.heard.append((role, text))
+
+
+@pytest.fixture
+def allowlist(settings):
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = ["+15557654321"]
+    Desk.heard = []
+
+
+async def test_transfer_call_to_a_named_destination_transfers_after_its_line(fake, allowlist):
+    line = Reply(
+        audio_ms=300, function_calls=(FunctionCall("transfer_call", '{"destination": "sales"}'),)
+    )
+    fake.script = Script(speed=None, replies=(line,))
+    twilio = Twilio(Desk)
+    await twilio.start()
+    await fake.wait_for(lambda: bool(fake.sessions), "the session")
+    tools = {tool["name"]: tool for tool in fake.sessions[0]["tools"]}
+    assert tools["transfer_call"]["parameters"]["properties"]["destination"]["enum"] == [
+        "nowhere",
+        "sales",
+    ]
+    await twilio.say(25)
+    await twilio.pause()
+    await twilio.play_until(lambda m: False)
+    assert twilio.closed and twilio.audio()[: 300 * BYTES_PER_MS] == tone(0, 300 * BYTES_PER_MS)
+    assert await call_control.aread_end(twilio.call.call_sid) == CallTransfer(
+        type="voiceflow.call.transfer", to="+15557654321"
+    )
+    await twilio.ws.disconnect()
+
+
+async def test_transfer_call_off_the_allowlist_is_refused_and_the_model_told(fake, allowlist):
+    refused = Reply(
+        audio_ms=0, function_calls=(FunctionCall("transfer_call", '{"destination": "nowhere"}'),)
+    )
+    fake.script = Script(speed=None, replies=(refused, Reply(audio_ms=200)))
+    twilio = Twilio(Desk)
+    await twilio.start()
+    await fake.wait_connections(1)
+    await twilio.say(25)
+    await twilio.pause()
+    await fake.wait_response_done(2)
+    [output] = fake.function_outputs
+    assert (
+        "The transfer failed" in output.output
+        and "not on VOICEFLOW_TRANSFER_ALLOWLIST" in output.output
+    )
+    assert "9005550100" not in output.output, "masked, even for the model"
+    await twilio.hang_up()
+    assert await call_control.aread_end(twilio.call.call_sid) is None, "the call went on"
+
+
+async def test_a_failure_falls_back_to_a_transfer_when_the_assistant_names_one(fake, allowlist):
+    fake.script = Script(refuse_keys=frozenset({"sk-test"}))
+    twilio = Twilio(Desk)
+    await twilio.start()
+    await twilio.play_until(lambda m: False)
+    assert twilio.audio() == synthesize_fallback()
+    assert await call_control.aread_end(twilio.call.call_sid) == CallTransfer(
+        type="voiceflow.call.transfer", to="+15557654321"
+    )
+    await twilio.ws.disconnect()
+
+
+async def test_transcripts_reach_the_hook_and_never_the_log_without_debug(fake, allowlist, caplog):
+    fake.script = Script(
+        speed=None, replies=(Reply(audio_ms=100, transcript="Hello from the model"),)
+    )
+    twilio = Twilio(Desk)
+    await twilio.start()
+    await fake.wait_connections(1)
+    await twilio.say(25)
+    await twilio.pause()
+    await twilio.play_until(ended)
+    await twilio.hang_up()
+    assert Desk.heard == [("assistant", "Hello from the model")]
+    assert "Hello from the model" not in caplog.text

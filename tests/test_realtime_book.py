@@ -195,3 +195,16 @@ def test_any_sequence_truncates_within_what_was_received_and_never_below_zero(st
             b.response_done(f"r{response}", "completed", [])
             response += 1
             b.response_created(f"r{response}")
+
+
+def test_items_still_open_when_their_response_or_the_connection_ends_are_closed_once():
+    b = book()
+    b.response_created("r1")
+    b.audio_delta("r1", "i1", 160)
+    b.audio_delta("r1", "i2", 160)
+    b.response_created("r2")
+    b.audio_delta("r2", "i3", 160)
+    assert b.audio_done("i1") is True and b.audio_done("i1") is False
+    assert b.still_open("r1") == ["i2"], "i1 said done already"
+    assert b.still_open() == ["i3"], "the connection dropped: every open item"
+    assert b.still_open() == [] and b.playing, "closed, still playing what they have"

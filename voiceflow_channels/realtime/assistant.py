@@ -15,6 +15,7 @@ from openai.types.realtime import RealtimeServerEvent
 
 from .. import conf, metrics
 from ..consumers import TwilioStreamConsumer
+from ..destinations import check_destination
 from ..twilio_events import StreamStart
 from .book import ConversationBook, Delta, FunctionCall
 from .call_tools import CallTools
@@ -187,6 +188,8 @@ class RealtimeAssistant(TwilioStreamConsumer):
                 async for event in self.link.events():
                     await self._dispatch(event)
             except ModelFailure as failure:
+                for item_id in self.book.still_open():  # no more of them will come
+                    await self.play_more(item_id, b"", final=True)
                 if failure.kind == "closed" and self._last_error:  # the error ended it
                     failure = ModelFailure("session_error", f"{self._last_error}; {failure.reason}")
                 metrics.MODEL_FAILURES.labels(failure.kind).inc()
@@ -237,16 +240,18 @@ class RealtimeAssistant(TwilioStreamConsumer):
         await self.clear()
         await self.play(fallback_audio(), "fallback")
         to = self.transfers.get(self.fallback) if self.fallback is not None else None
+        if to is not None:
+            try:
+                to = check_destination(to, conf.transfer_allowlist())
+            except ValueError as exc:
+                log.warning(
+                    "voiceflow fallback transfer refused callSid=%s: %s", self.call.call_sid, exc
+                )
+                to = None
         if to is None:
             await self.hangup()
-            return
-        try:
+        else:
             await self.transfer(to)
-        except ValueError as exc:
-            log.warning(
-                "voiceflow fallback transfer refused callSid=%s: %s", self.call.call_sid, exc
-            )
-            await self.hangup()
 
     async def _greet_when_ready(self) -> None:
         """The greeting goes once the stream has started (its audio needs the streamSid) and

@@ -131,11 +131,13 @@ class ConversationBook:
         item.open = False
         return True
 
-    def still_open(self, response_id: str) -> list[str]:
-        """The response ended: its items whose audio never said done, now closed; their
-        utterances end with what they have."""
+    def still_open(self, response_id: str | None = None) -> list[str]:
+        """The response ended (None: the connection did): its items whose audio never said
+        done, now closed; their utterances end with what they have."""
         items = [
-            i for i, item in self._queued.items() if item.open and item.response_id == response_id
+            i
+            for i, item in self._queued.items()
+            if item.open and response_id in (None, item.response_id)
         ]
         for item_id in items:
             self._queued[item_id].open = False

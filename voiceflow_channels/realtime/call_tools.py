@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import conf
+from ..destinations import check_destination
 from .book import FunctionCall
 from .tools import Tool, Toolbox, ToolResult
 
@@ -76,7 +77,7 @@ class CallTools:
         try:
             if to is None:
                 raise ValueError(f"no destination named {name!r}")
-            await assistant.transfer(to)
+            to = check_destination(to, conf.transfer_allowlist())
         except ValueError as exc:
             log.warning(
                 "voiceflow refused the model's transfer callSid=%s: %s",
@@ -87,6 +88,7 @@ class CallTools:
             await self._respond()
             return
         await self._output(call, "The caller is transferred once your last words are heard.")
+        await assistant.transfer(to)
 
     async def _output(self, call: FunctionCall, output: str) -> None:
         link = self.assistant.link
