@@ -3,55 +3,32 @@ word queued (its last mark echoed), then the decision is in the cache, then the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-from typing import ClassVar
 
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from tests.utils import STREAM, jump_loop_clock, metric, send_all, yield_to_loop
+from tests.utils import jump_loop_clock, metric, send_all, started, yield_to_loop
 from voiceflow_channels import audio, call_control, calls, wait
 from voiceflow_channels.call_ending import STALL_SECONDS
-from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.layer_messages import CallHangup, CallTransfer
-from voiceflow_channels.routing import build_router
-from voiceflow_channels.testing import SimulatedCall
-from voiceflow_channels.twilio_events import StreamStart
 
 MS = 8
 ALLOWED = "+15557654321"
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
-class Assistant(TwilioStreamConsumer):
-    started: ClassVar[asyncio.Queue]
-    played: ClassVar[list]
-
-    async def on_start(self, start: StreamStart) -> None:
-        self.started.put_nowait(self)
-
-    async def on_playback(self, label: str, played_ms: int, cleared_ms: int) -> None:
-        self.played.append((label, played_ms, cleared_ms))
-
-
 @pytest.fixture
-def assistant(flag_on):
-    Assistant.started = asyncio.Queue()
-    Assistant.played = []
-    flag_on.VOICE_WAIT_SOUND_TRIGGER_MS = "60000"
-    flag_on.VOICEFLOW_TRANSFER_ALLOWLIST = [ALLOWED]
-    return Assistant
+def assistant(assistant, settings):
+    """tests.utils' Assistant, with a destination to transfer to."""
+    settings.VOICEFLOW_TRANSFER_ALLOWLIST = [ALLOWED]
+    return assistant
 
 
-async def started(n: int = 1) -> tuple[SimulatedCall, WebsocketCommunicator, Assistant]:
-    call = SimulatedCall(n=n)
-    ws = WebsocketCommunicator(build_router(consumer=Assistant), STREAM)
-    assert (await ws.connect())[0]
-    await send_all(ws, [call.connected(), call.start()])
-    return call, ws, await asyncio.wait_for(Assistant.started.get(), 5)
+def played(assistant) -> list[tuple[str, int, int]]:
+    return [event[1:] for event in assistant.events if event[0] == "playback"]
 
 
 async def take(ws: WebsocketCommunicator) -> dict:
@@ -92,7 +69,7 @@ async def test_a_hangup_waits_for_the_last_mark_of_what_is_queued(assistant, sum
     assert await take(ws) == {"type": "websocket.close"}, "closed right after the last echo"
     assert await call_control.aread_end(call.call_sid) == CallHangup(type="voiceflow.call.hangup")
     await ws.disconnect()
-    assert ("goodbye", 500, 0) in assistant.played, "every word of the goodbye was heard"
+    assert ("goodbye", 500, 0) in played(assistant), "every word of the goodbye was heard"
     assert "played_ms=500 cleared_ms=0" in summaries()[0]
 
 
@@ -109,7 +86,7 @@ async def test_a_hangup_during_the_chime_ends_the_wait_and_does_not_wait_for_it(
     assert await take(ws) == {"type": "websocket.close"}
     assert not consumer.call.wait.waiting_audio_active
     await ws.disconnect()
-    assert assistant.played[0][0] == "chime"
+    assert played(assistant)[0][0] == "chime"
     assert summaries()[0].startswith("voiceflow call ended (hangup)")
 
 
@@ -185,7 +162,7 @@ async def test_when_twilio_stops_echoing_the_call_ends_anyway(assistant, monkeyp
     assert await take(ws) == {"type": "websocket.close"}
     await ws.disconnect()
     assert "with 1000 ms unheard: no mark echo for 3 s" in caplog.text
-    assert ("goodbye", 0, 1000) in assistant.played
+    assert ("goodbye", 0, 1000) in played(assistant)
 
 
 async def test_a_second_ending_is_ignored(assistant, caplog):
