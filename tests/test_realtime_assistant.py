@@ -5,7 +5,9 @@ barge-in, tools with the chime, end_call, and every failure falling back, never 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
@@ -21,6 +23,7 @@ from voiceflow_channels.realtime import link as link_module
 from voiceflow_channels.realtime.fallback import synthesize_fallback
 from voiceflow_channels.testing.fake_realtime import FakeRealtime, FunctionCall, Reply, Script
 from voiceflow_channels.testing.fake_realtime.script import tone
+from voiceflow_channels.twilio_events import StreamStart
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
@@ -404,3 +407,30 @@ async def test_transcripts_reach_the_hook_and_never_the_log_without_debug(fake, 
     await twilio.hang_up()
     assert Desk.heard == [("assistant", "Hello from the model")]
     assert "Hello from the model" not in caplog.text
+
+
+async def test_a_call_that_ends_normally_counts_no_model_failure_and_frees_its_assistant(fake):
+    fake.script = Script(speed=None, replies=(Reply(audio_ms=200),))
+    closed = metric("voiceflow_model_failures_total", kind="closed")
+    refs: list[weakref.ref[RealtimeAssistant]] = []
+
+    class Kept(Greeter):
+        async def on_start(self, start: StreamStart) -> None:
+            refs.append(weakref.ref(self))
+            await super().on_start(start)
+
+    twilio = Twilio(Kept)
+    await twilio.start()
+    await twilio.play_until(ended)
+    await fake.wait_response_done(1)
+    gc.collect()
+    gc.disable()
+    try:
+        await twilio.hang_up()
+        del twilio
+        await asyncio.sleep(0)  # the session's tasks end
+        [ref] = refs
+        assert ref() is None, "no cycle keeps an ended call's assistant alive"
+    finally:
+        gc.enable()
+    assert metric("voiceflow_model_failures_total", kind="closed") == closed

@@ -61,13 +61,14 @@ class RealtimeAssistant(TwilioStreamConsumer):
         await super().connect()
         if self._finished:
             return
-        self.book = ConversationBook(self._heard_ms, asyncio.get_running_loop().time)
+        # Neither holds the consumer (a cycle would wait for the collector: see Outbox).
+        self.book = ConversationBook(self.playback.heard_ms, asyncio.get_running_loop().time)
         self.link: ModelLink | None = None
         self.frames = Frames()
         self._failed = False
         self._last_error = ""  # the last error the model sent, if a close follows it
         self._greet = self.greeting is not None
-        self._tools = CallTools(self, Toolbox(*self.tools))
+        self._tools = CallTools(Toolbox(*self.tools))
         self.outbox.spawn(self._converse())
 
     async def on_start(self, start: StreamStart) -> None:
@@ -155,7 +156,7 @@ class RealtimeAssistant(TwilioStreamConsumer):
             if item.type == "function_call"
         ]
         if self.book.response_done(response.id, response.status or "", calls):
-            self.outbox.spawn(self._tools.run(calls))
+            self.outbox.spawn(self._tools.run(self, calls))
 
     async def realtime_error(self, event: Any) -> None:
         error = event.error
@@ -188,6 +189,8 @@ class RealtimeAssistant(TwilioStreamConsumer):
                 async for event in self.link.events():
                     await self._dispatch(event)
             except ModelFailure as failure:
+                if self._finished:
+                    return  # the call ended, and closed the session itself
                 for item_id in self.book.still_open():  # no more of them will come
                     await self.play_more(item_id, b"", final=True)
                 if failure.kind == "closed" and self._last_error:  # the error ended it
@@ -270,9 +273,6 @@ class RealtimeAssistant(TwilioStreamConsumer):
             log.debug("voiceflow transcript callSid=%s %s: %s", self.call.call_sid, role, text)
         await self._hook(self.on_transcript, role, text)
 
-    def _heard_ms(self, item_id: str) -> int:
-        return self.playback.heard_ms(item_id)
-
     def _model(self) -> str:
         return self.model or conf.realtime_model()
 
@@ -282,7 +282,7 @@ class RealtimeAssistant(TwilioStreamConsumer):
             instructions=self.instructions,
             voice=self.voice,
             turn_detection=self.turn_detection,
-            tools=self._tools.definitions(),
+            tools=self._tools.definitions(self),
             transcription_model=self.transcription_model,
         )
 

@@ -24,52 +24,49 @@ TRANSFER_CALL = "transfer_call"
 
 
 class CallTools:
-    """The assistant's tools (`toolbox`) for its call, plus the call-control tools its class
-    offers."""
+    """The assistant's tools (`toolbox`), plus the call-control tools its class offers. The
+    assistant is passed in, never kept: it holds this."""
 
-    def __init__(self, assistant: RealtimeAssistant, toolbox: Toolbox) -> None:
-        self.assistant = assistant
+    def __init__(self, toolbox: Toolbox) -> None:
         self.toolbox = toolbox
 
-    def definitions(self) -> list[dict[str, Any]]:
+    def definitions(self, assistant: RealtimeAssistant) -> list[dict[str, Any]]:
         """Every tool the session offers the model, as session.update's `tools`."""
         offered = self.toolbox.definitions()
-        if self.assistant.end_call:
+        if assistant.end_call:
             offered.append(END_CALL_TOOL.definition())
-        if self.assistant.transfers:
-            offered.append(_transfer_definition(sorted(self.assistant.transfers)))
+        if assistant.transfers:
+            offered.append(_transfer_definition(sorted(assistant.transfers)))
         return offered
 
-    async def run(self, calls: list[FunctionCall]) -> None:
+    async def run(self, assistant: RealtimeAssistant, calls: list[FunctionCall]) -> None:
         """Run a response's function calls. Call control goes last: a hang-up or transfer
         lets what is queued (the goodbye of that response) be heard first."""
-        assistant = self.assistant
         ending = [c for c in calls if c.name in (END_CALL, TRANSFER_CALL)]
         work = [c for c in calls if c not in ending]
         if work:
             assistant.book.tools_started(work)
             assistant.start_wait("tool:" + ",".join(c.name for c in work))
-            results = await asyncio.gather(*(self._run(c) for c in work))
+            results = await asyncio.gather(*(self._run(assistant, c) for c in work))
             for call, result in zip(work, results, strict=True):
                 assistant.book.tool_finished(result.ok, result.duration_s)
-                await self._output(call, result.output)
+                await _output(assistant, call, result.output)
             if not ending:
-                await self._respond()
+                await _respond(assistant)
         for call in ending:
-            await self._end(call)
+            await self._end(assistant, call)
 
-    async def _run(self, call: FunctionCall) -> ToolResult:
+    async def _run(self, assistant: RealtimeAssistant, call: FunctionCall) -> ToolResult:
         return await self.toolbox.run(
             call.name,
             call.arguments,
             timeout_s=conf.tool_timeout_s(),
-            call_sid=self.assistant.call.call_sid or "-",
+            call_sid=assistant.call.call_sid or "-",
         )
 
-    async def _end(self, call: FunctionCall) -> None:
-        assistant = self.assistant
+    async def _end(self, assistant: RealtimeAssistant, call: FunctionCall) -> None:
         if call.name == END_CALL:
-            await self._output(call, "The call ends once your last words have been heard.")
+            await _output(assistant, call, "The call ends once your last words have been heard.")
             await assistant.hangup()
             return
         name = _destination_name(call.arguments)
@@ -84,22 +81,24 @@ class CallTools:
                 assistant.call.call_sid,
                 exc,
             )
-            await self._output(call, f"The transfer failed ({exc}). Tell the caller and go on.")
-            await self._respond()
+            await _output(
+                assistant, call, f"The transfer failed ({exc}). Tell the caller and go on."
+            )
+            await _respond(assistant)
             return
-        await self._output(call, "The caller is transferred once your last words are heard.")
+        await _output(assistant, call, "The caller is transferred once your last words are heard.")
         await assistant.transfer(to)
 
-    async def _output(self, call: FunctionCall, output: str) -> None:
-        link = self.assistant.link
-        if link is not None:
-            item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
-            await link.send({"type": "conversation.item.create", "item": item})
 
-    async def _respond(self) -> None:
-        link = self.assistant.link
-        if link is not None:
-            await link.send({"type": "response.create"})
+async def _output(assistant: RealtimeAssistant, call: FunctionCall, output: str) -> None:
+    if assistant.link is not None:
+        item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
+        await assistant.link.send({"type": "conversation.item.create", "item": item})
+
+
+async def _respond(assistant: RealtimeAssistant) -> None:
+    if assistant.link is not None:
+        await assistant.link.send({"type": "response.create"})
 
 
 def end_call() -> str:
