@@ -37,7 +37,8 @@ def test_the_first_delta_of_an_item_starts_its_utterance_and_the_rest_extend_it(
     assert b.audio_delta("r1", "i1", 1117) is Delta.START
     assert b.audio_delta("r1", "i1", 3) is Delta.MORE
     assert b.audio_delta("r1", "i2", 160) is Delta.START, "a second item is an utterance of its own"
-    assert b.playing and b.figures.turns == 1
+    assert b.figures.turns == 1
+    assert b.speech_started().clear, "its audio plays: a barge-in clears it"
 
 
 def test_a_barge_in_truncates_the_playing_item_at_what_was_heard():
@@ -46,7 +47,8 @@ def test_a_barge_in_truncates_the_playing_item_at_what_was_heard():
     b.response_created("r1")
     b.audio_delta("r1", "i1", 1000 * MS)
     assert b.speech_started() == Barge(clear=True, item_id="i1", audio_end_ms=420)
-    assert not b.playing and b.figures.barge_ins == 1 and b.figures.truncates == 1
+    assert b.figures.barge_ins == 1 and b.figures.truncates == 1
+    assert b.speech_started() == Barge(clear=False), "nothing plays any more"
 
 
 def test_the_truncate_is_clamped_to_the_audio_received_never_beyond():
@@ -207,4 +209,5 @@ def test_items_still_open_when_their_response_or_the_connection_ends_are_closed_
     assert b.audio_done("i1") is True and b.audio_done("i1") is False
     assert b.still_open("r1") == ["i2"], "i1 said done already"
     assert b.still_open() == ["i3"], "the connection dropped: every open item"
-    assert b.still_open() == [] and b.playing, "closed, still playing what they have"
+    assert b.still_open() == []
+    assert b.speech_started().clear, "closed, they still play what they have"

@@ -94,11 +94,6 @@ class ConversationBook:
         self.tools_waiting = False  # a wait for tools: it ends at the answer's first audio
         self._stopped_at: float | None = None  # speech_stopped, until the answer's first audio
 
-    @property
-    def playing(self) -> bool:
-        """Whether any of the model's audio is queued or playing for the caller."""
-        return bool(self._queued)
-
     def response_created(self, response_id: str) -> None:
         self.current = response_id
 
