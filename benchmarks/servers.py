@@ -49,8 +49,15 @@ class Spec:
     ready: str = LISTENING
 
 
-# The env pins what the example project would otherwise read from the caller's environment.
-DAPHNE_ENV = (("TWILIO_AUTH_TOKEN", ""), ("REDIS_URL", ""), ("VOZLIA_DEBUG", "0"))
+# The env pins what the example project would otherwise read from the caller's environment: an
+# OPENAI_API_KEY there would make it serve the model assistant (and call OpenAI) instead of the
+# demo; the bridge benchmark sets its own (`with_model`).
+DAPHNE_ENV = (
+    ("TWILIO_AUTH_TOKEN", ""),
+    ("REDIS_URL", ""),
+    ("VOZLIA_DEBUG", "0"),
+    ("OPENAI_API_KEY", ""),
+)
 DAPHNE_ARGS = ("-b", "127.0.0.1", "-p", "{port}")
 
 OURS = Spec(
