@@ -23,6 +23,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60
+# How long the last of a run's calls may take to log its end after the run.
+END_LINES_TIMEOUT = 60
 # daphne's, uvicorn's and hypercorn's line once the port is open; {port} is the server's.
 LISTENING = (
     r"(Listening on TCP address |Uvicorn running on http://|Running on http://)"
