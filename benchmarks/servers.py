@@ -176,6 +176,13 @@ SAMPLES_BRIDGE_NO_DEFLATE = Spec(
     SAMPLES_BRIDGE.argv,
     (*NO_DJANGO_ENV, ("SAMPLES_BRIDGE_DEFLATE", "0")),
 )
+# The floor under both: a bridge that forwards without parsing JSON, under the same uvicorn.
+BARE_BRIDGE = Spec(
+    "du",
+    "bare bridge, uvicorn (floor)",
+    ("-m", "benchmarks.bare_bridge", *DAPHNE_ARGS),
+    NO_DJANGO_ENV,
+)
 OPENAI_KEY = "sk-bench"
 
 
