@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import collections
 import functools
+import gc
 import importlib.util
 import math
 import os
@@ -160,7 +161,10 @@ class Round:
     runner_ms: float  # the benchmark's own CPU (simulator and fake) per call-second
     busy: float  # server CPU over the round's wall time
     latencies: tuple[Latency, ...]  # as LATENCIES
-    edge: Edge
+    deltas_heard: int
+    deltas_sent: int
+    unmatched: int  # model sessions no call heard a delta of
+    crossed: int  # deltas heard on another call than their session's
     answers: int
     cancelled: int
     truncates: int
@@ -173,6 +177,7 @@ class Round:
 
 async def play(fake: TimedFake, server: Server, calls: int, seconds: float, first: int) -> Round:
     """Play `calls` real-time talking calls at `server`, check them, and match the tap."""
+    gc.collect()  # now rather than during the round
     tap = Tap(voices(calls, seconds), first)
     fake.tap = tap
     since = len(server.lines)
@@ -202,13 +207,17 @@ async def play(fake: TimedFake, server: Server, calls: int, seconds: float, firs
     edge = match(tap)
     connections = tap.connections
     call_seconds = calls * seconds
+    fake.forget(tap)
     return Round(
         server_ms=cpu / call_seconds * 1000,
         steady_ms=steady_seconds / calls * 1000,
         runner_ms=own / call_seconds * 1000,
         busy=cpu / elapsed,
         latencies=tuple(Latency.of(samples(edge)) for _, _, samples in LATENCIES),
-        edge=edge,
+        deltas_heard=len(edge.delta),
+        deltas_sent=edge.deltas,
+        unmatched=edge.unmapped_connections,
+        crossed=edge.crossed,
         answers=sum(len(c.responses) for c in connections),
         cancelled=sum(r.status == "cancelled" for c in connections for r in c.responses),
         truncates=sum(len(c.truncates) for c in connections),
@@ -347,13 +356,12 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) -> str:
             f"clears heard {_median([r.clears_heard for r in rs]):,.0f}, "
             f"truncates {_median([r.truncates for r in rs]):,.0f} "
             f"(refused {_median([r.refused_truncates for r in rs]):,.0f}), "
-            f"deltas heard {_median([len(r.edge.delta) for r in rs]):,.0f} of "
-            f"{_median([r.edge.deltas for r in rs]):,.0f}; in all rounds: model errors "
+            f"deltas heard {_median([r.deltas_heard for r in rs]):,.0f} of "
+            f"{_median([r.deltas_sent for r in rs]):,.0f}; in all rounds: model errors "
             + (", ".join(f"{code} {n}" for code, n in errors.most_common()) or "0")
             + f", sessions left open {sum(r.left_open for r in rs)}, server log warnings "
             f"{sum(len(r.log_problems) for r in rs)}, unmatched sessions "
-            f"{sum(r.edge.unmapped_connections for r in rs)}, crossed deltas "
-            f"{sum(r.edge.crossed for r in rs)}"
+            f"{sum(r.unmatched for r in rs)}, crossed deltas {sum(r.crossed for r in rs)}"
         )
     lines += [
         "",

@@ -105,7 +105,7 @@ class Tap:
     # delta stamp -> (connection, first delta of its item, time)
     deltas: dict[int, tuple[int, bool, float]] = field(default_factory=dict)
     speech_started: list[tuple[int, float]] = field(default_factory=list)  # (connection, t)
-    connections: list[FakeConnection] = field(default_factory=list)
+    connections: list[TimedConnection] = field(default_factory=list)
 
 
 @contextmanager
@@ -151,6 +151,15 @@ class TimedFake(FakeRealtime):
         super().__init__(script)
         self.tap = Tap([b""], 1)
         self.delta_numbers = itertools.count(1)
+        self.connection_keys = itertools.count(1)
+
+    def forget(self, tap: Tap) -> None:
+        """Drop a matched round's records, and the connections closed since: the fake keeps
+        every connection for tests to look at, which in a benchmark grows by a hundred calls'
+        conversations a round (and their taps with them), and so does the collector's work."""
+        for connection in tap.connections:
+            connection.tap = None
+        self.connections = [c for c in self.connections if not c.closed.is_set()]
 
 
 class TimedConnection(FakeConnection):
@@ -161,8 +170,10 @@ class TimedConnection(FakeConnection):
 
     def __init__(self, fake: TimedFake, *args: Any) -> None:
         super().__init__(fake, *args)
-        self.tap = fake.tap
-        self.tap.connections.append(self)
+        # The fake numbers connections by its list, which `forget` shortens: this key is unique.
+        self.key = next(fake.connection_keys)
+        self.tap: Tap | None = fake.tap
+        fake.tap.connections.append(self)
         self._items: set[str] = set()
         self._read_at = 0.0
 
@@ -176,8 +187,8 @@ class TimedConnection(FakeConnection):
         except (binascii.Error, ValueError):
             head = b""
         frame = _number(head[:FRAME_DIGITS]) if len(head) >= FRAME_DIGITS else None
-        if frame is not None:
-            self.tap.appends.append((self.number, frame, self._read_at))
+        if frame is not None and self.tap is not None:
+            self.tap.appends.append((self.key, frame, self._read_at))
         await super().input_audio_buffer_append(event)
 
     async def send(self, model: type[BaseModel], **fields: Any) -> BaseModel:
@@ -190,11 +201,12 @@ class TimedConnection(FakeConnection):
             first = fields["item_id"] not in self._items
             self._items.add(fields["item_id"])
             event = await super().send(model, **fields)
-            self.tap.deltas[number] = (self.number, first, time.perf_counter())
+            if self.tap is not None:
+                self.tap.deltas[number] = (self.key, first, time.perf_counter())
             return event
         event = await super().send(model, **fields)
-        if model is InputAudioBufferSpeechStartedEvent:
-            self.tap.speech_started.append((self.number, time.perf_counter()))
+        if model is InputAudioBufferSpeechStartedEvent and self.tap is not None:
+            self.tap.speech_started.append((self.key, time.perf_counter()))
         return event
 
 
@@ -295,7 +307,7 @@ def match(tap: Tap) -> Edge:
         deltas=len(tap.deltas),
         first_deltas=sum(first for _, first, _ in tap.deltas.values()),
         speech_started=len(tap.speech_started),
-        unmapped_connections=sum(c.number not in calls for c in tap.connections),
+        unmapped_connections=sum(c.key not in calls for c in tap.connections),
         crossed=crossed,
     )
 
