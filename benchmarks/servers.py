@@ -6,6 +6,7 @@ the server, not when its client notices.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -23,6 +24,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60
+STOP_SECONDS = 10  # after SIGTERM, then SIGKILL
+# How long the last of a run's calls may take to log its end after the run.
+END_LINES_TIMEOUT = 60
 # daphne's, uvicorn's and hypercorn's line once the port is open; {port} is the server's.
 LISTENING = (
     r"(Listening on TCP address |Uvicorn running on http://|Running on http://)"
@@ -49,8 +53,15 @@ class Spec:
     ready: str = LISTENING
 
 
-# The env pins what the example project would otherwise read from the caller's environment.
-DAPHNE_ENV = (("TWILIO_AUTH_TOKEN", ""), ("REDIS_URL", ""), ("VOZLIA_DEBUG", "0"))
+# The env pins what the example project would otherwise read from the caller's environment: an
+# OPENAI_API_KEY there would make it serve the model assistant (and call OpenAI) instead of the
+# demo; the bridge benchmark sets its own (`with_model`).
+DAPHNE_ENV = (
+    ("TWILIO_AUTH_TOKEN", ""),
+    ("REDIS_URL", ""),
+    ("VOZLIA_DEBUG", "0"),
+    ("OPENAI_API_KEY", ""),
+)
 DAPHNE_ARGS = ("-b", "127.0.0.1", "-p", "{port}")
 
 OURS = Spec(
@@ -142,6 +153,43 @@ SPEAKING = Spec(
     ("-m", "benchmarks.speaking_asgi", *DAPHNE_ARGS),
     (("VOZ_FEATURE_VOICE_FLOW_A", "1"), *DAPHNE_ENV),
 )
+
+
+# The bridge benchmark (benchmarks/bridge.py): servers with a model behind them, the fake Realtime
+# server in the benchmark's process, whose URL is known once it listens (`with_model`). Ours is
+# the example project's ShopAssistant (served when OPENAI_API_KEY is set).
+BRIDGE_OURS = Spec("a", "RealtimeAssistant, daphne", OURS.argv, OURS.env)
+BRIDGE_OURS_UVICORN = Spec("au", "RealtimeAssistant, uvicorn", OURS_UVICORN.argv, OURS.env)
+# The launcher's drain on SIGTERM reads VOICEFLOW_DRAIN_SECONDS through Django's settings: an app
+# without Django needs a settings module, or the handler raises ImproperlyConfigured and the
+# process is killed STOP_SECONDS later.
+NO_DJANGO_ENV = (("DJANGO_SETTINGS_MODULE", "example_project.settings"),)
+SAMPLES_BRIDGE = Spec(
+    "e",
+    "samples' bridge (FastAPI), uvicorn",
+    ("-m", "benchmarks.samples_bridge", *DAPHNE_ARGS),
+    NO_DJANGO_ENV,
+)
+SAMPLES_BRIDGE_NO_DEFLATE = Spec(
+    "e0",
+    "the same, no permessage-deflate",
+    SAMPLES_BRIDGE.argv,
+    (*NO_DJANGO_ENV, ("SAMPLES_BRIDGE_DEFLATE", "0")),
+)
+# The floor under both: a bridge that forwards without parsing JSON, under the same uvicorn.
+BARE_BRIDGE = Spec(
+    "du",
+    "bare bridge, uvicorn (floor)",
+    ("-m", "benchmarks.bare_bridge", *DAPHNE_ARGS),
+    NO_DJANGO_ENV,
+)
+OPENAI_KEY = "sk-bench"
+
+
+def with_model(spec: Spec, base_url: str) -> Spec:
+    """`spec` with its model at `base_url`: OPENAI_BASE_URL, as the SDK reads it, and a key."""
+    env = (*spec.env, ("OPENAI_BASE_URL", base_url), ("OPENAI_API_KEY", OPENAI_KEY))
+    return dataclasses.replace(spec, env=env)
 
 
 def ours_at(checkout: Path) -> Spec:
@@ -293,7 +341,7 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)

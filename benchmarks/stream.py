@@ -21,15 +21,16 @@ import importlib.util
 import os
 import statistics
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from benchmarks.idle import idle_calls
+from benchmarks.report import SATURATED, cost_line, numbers, server_name
 from benchmarks.servers import (
     BARE,
     BARE_UVICORN,
+    END_LINES_TIMEOUT,
     FASTAPI_PEER,
     NAIVE,
     OURS,
@@ -67,12 +68,9 @@ REALTIME_SPECS = (
 )
 # Ours, whose end lines say how a call ended: the servers whose size limit is probed.
 OURS_KEYS = frozenset({"a", "au", "g", "h"})
-# A server busier than this over a real-time round was not keeping up with the calls.
-SATURATED = 0.9
 NAME_WIDTH = 38  # the longest: "e. FastAPI endpoint (samples), uvicorn"
 WARMUP_CALLS = 20
 WARMUP_FRAMES = 50
-END_LINES_TIMEOUT = 60
 IDLE_TIMEOUT = 300
 
 
@@ -249,14 +247,6 @@ def idle_rss_per_call(calls: int, first: int) -> tuple[float, int, int]:
     return (during - before) / calls / 1024, before, during
 
 
-def numbers(step: int) -> Iterator[int]:
-    """Call numbers for successive runs, so no two calls to one server share a callSid."""
-    n = 1
-    while True:
-        yield n
-        n += step
-
-
 def run_rounds(
     args: argparse.Namespace,
     specs: tuple[Spec, ...],
@@ -316,7 +306,7 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
     ]
     for spec, rs in rounds.items():
         lines.append(
-            f"{_name(spec):{NAME_WIDTH}} {median[spec.key]:>9,.0f} "
+            f"{server_name(spec):{NAME_WIDTH}} {median[spec.key]:>9,.0f} "
             f"{statistics.median(r.server_us_per_frame for r in rs):>12.1f} "
             f"{statistics.median(r.server_busy for r in rs):>11.0%} "
             f"{statistics.median(r.client_busy for r in rs):>11.0%} "
@@ -350,9 +340,9 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple 
         lines += [
             "",
             "CPU per frame, ours against the peers on the same uvicorn (lower is better):",
-            _cost("au/e", cpu["au"] / cpu["e"], 0.8, "(e: the samples' FastAPI endpoint)"),
-            _cost("du/e", cpu["du"] / cpu["e"], None, "(du: the bare app, what any app costs)"),
-            _cost("au/p", cpu["au"] / cpu["p"], 0.2, "(p: pipecat's Twilio edge)"),
+            cost_line("au/e", cpu["au"] / cpu["e"], 0.8, "(e: the samples' FastAPI endpoint)"),
+            cost_line("du/e", cpu["du"] / cpu["e"], None, "(du: the bare app, what any app costs)"),
+            cost_line("au/p", cpu["au"] / cpu["p"], 0.2, "(p: pipecat's Twilio edge)"),
         ]
     if "a@base" in median:
         ratio, cpu_ratio = median["a"] / median["a@base"], cpu["a@base"] / cpu["a"]
@@ -400,7 +390,7 @@ def realtime_table(
     for spec, rs in rounds.items():
         busy = statistics.median(r.server_busy for r in rs)
         lines.append(
-            f"{_name(spec):{NAME_WIDTH}} {cost[spec.key]:>10.2f} "
+            f"{server_name(spec):{NAME_WIDTH}} {cost[spec.key]:>10.2f} "
             f"{statistics.median(r.client_ms_per_call_second for r in rs):>13.2f} "
             f"{busy:>6.0%} {sum(r.held_back for r in rs):>9} "
             f"{sum(r.unclean for r in rs):>7}   "
@@ -415,11 +405,11 @@ def realtime_table(
         f"{args.calls * args.rounds + WARMUP_CALLS} calls per server)",
         "",
         "server CPU per real-time call (lower is better):",
-        _cost("au/e", cost["au"] / cost["e"], 0.9, "ours on uvicorn against the FastAPI shape"),
-        _cost("du/e", cost["du"] / cost["e"], None, "the bare app on uvicorn: au/e's floor"),
-        _cost("a/au", cost["a"] / cost["au"], 1.3, "ours on daphne against ours on uvicorn"),
-        _cost("d/du", cost["d"] / cost["du"], None, "the bare app, daphne against uvicorn"),
-        _cost("au/p", cost["au"] / cost["p"], None, "ours on uvicorn against pipecat"),
+        cost_line("au/e", cost["au"] / cost["e"], 0.9, "ours on uvicorn against the FastAPI shape"),
+        cost_line("du/e", cost["du"] / cost["e"], None, "the bare app on uvicorn: au/e's floor"),
+        cost_line("a/au", cost["a"] / cost["au"], 1.3, "ours on daphne against ours on uvicorn"),
+        cost_line("d/du", cost["d"] / cost["du"], None, "the bare app, daphne against uvicorn"),
+        cost_line("au/p", cost["au"] / cost["p"], None, "ours on uvicorn against pipecat"),
         "",
         "the other servers against ours on daphne (support needs both: cheaper, a size limit):",
     ]
@@ -434,18 +424,6 @@ def realtime_table(
     lines += ["", "websocket size limit (a 1 MiB message on one call, before the rounds):"]
     lines += [f"{key:8}{what}" for key, (_, what) in limits.items()]
     return "\n".join(lines)
-
-
-def _name(spec: Spec) -> str:
-    return f"{spec.key}. {spec.title}"
-
-
-def _cost(name: str, ratio: float, goal: float | None, note: str) -> str:
-    """A ratio of costs, met when at most `goal`."""
-    line = f"{name:8}{ratio:>10.2f}x"
-    if goal is not None:
-        line += f"   goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'}"
-    return f"{line}   {note}"
 
 
 def _ratio(name: str, by_rate: float, by_cpu: float, goal: float | None) -> str:

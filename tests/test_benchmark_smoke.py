@@ -62,6 +62,33 @@ def test_quick_realtime_profile_prints_cpu_per_call_second_and_the_goals(capsys)
         assert re.search(rf"^{server} +(none|broken|enforced): ", out, re.MULTILINE), server
 
 
+@needs_peers
+def test_quick_bridge_benchmark_prints_every_server_with_figures_and_the_goals(capsys):
+    from benchmarks import bridge
+
+    assert bridge.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    for key in ("a", "au", "e", "e0", "du"):
+        row = next((line for line in lines if line.startswith(f"{key}. ")), None)
+        assert row is not None, key
+        # CPU, steady CPU and the runner's before the server's busy %; after it, p50 and p99 of
+        # each of the three edge latencies, then each round's CPU.
+        before, _, after = row.partition("%")
+        assert len(re.findall(r"\d+\.\d\d", before)) == 3, row
+        assert len(re.findall(r"\d+\.\d\d", after)) >= 6 + 1, row
+        assert "nan" not in row, row
+    assert any(line.startswith("p. pipecat") and "not run" in line for line in lines)
+    for ratio in ("au/e ", "au/e0", "du/e ", "a/au "):
+        assert any(line.startswith(ratio) for line in lines), ratio
+    assert "goal <= 0.8x" in out
+    for latency in ("(a) frame -> append", "(b) delta -> media", "(c) speech_started -> clear"):
+        line = next(line for line in lines if line.startswith(latency))
+        assert re.search(r"\bau \d+\.\d\d (met|NOT met)", line), line
+    # Every call's frames arrived, no session crossed into another call, none went unmatched.
+    assert "crossed deltas 0" in out and "unmatched sessions 0" in out
+
+
 def test_parser_benchmark_compares_the_same_results(capsys):
     from benchmarks import parsers
 
