@@ -40,7 +40,7 @@ from benchmarks.bridge_tap import (
     tapped_simulator,
     timed_fake,
 )
-from benchmarks.report import SATURATED, cost_line, numbers, server_name
+from benchmarks.report import SATURATED, cost_line, lost_frames, numbers, server_name
 from benchmarks.servers import (
     BARE_BRIDGE,
     BRIDGE_OURS,
@@ -209,12 +209,8 @@ async def play(fake: TimedFake, server: Server, calls: int, seconds: float, firs
         raise RoundFailed(f"{title}: {len(result.failed)} calls failed: {result.failed[0]}")
     sent = {c.call_sid: c.media_frames for c in result.calls}
     ended = await asyncio.to_thread(server.calls_ended, list(sent), END_LINES_TIMEOUT)
-    lost = [(sid, n, ended[sid][1]) for sid, n in sent.items() if ended[sid][1] != n]
-    if lost:
-        sid, n, got = lost[0]
-        raise RoundFailed(
-            f"{title}: {len(lost)} calls lost frames, e.g. {sid}: sent {n}, got {got}"
-        )
+    if lost := lost_frames(title, sent, ended):
+        raise RoundFailed(lost)
     elapsed = max(arrival for arrival, _ in ended.values()) - result.started
     await asyncio.sleep(SETTLE_SECONDS)
     edge = match(tap)

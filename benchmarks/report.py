@@ -29,3 +29,15 @@ def cost_line(name: str, ratio: float, goal: float | None, note: str) -> str:
     if goal is not None:
         line += f"   goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'}"
     return f"{line}   {note}"
+
+
+def lost_frames(
+    title: str, sent: dict[str, int], ended: dict[str, tuple[float, int]]
+) -> str | None:
+    """What is wrong when a server handled fewer media frames than a call sent (`ended`: each
+    call's end line, its arrival and frame count), or None when none was lost."""
+    lost = [(sid, n, ended[sid][1]) for sid, n in sent.items() if ended[sid][1] != n]
+    if not lost:
+        return None
+    sid, n, got = lost[0]
+    return f"{title}: {len(lost)} calls lost frames, e.g. {sid}: sent {n}, got {got}"

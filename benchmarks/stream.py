@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.idle import idle_calls
-from benchmarks.report import SATURATED, cost_line, numbers, server_name
+from benchmarks.report import SATURATED, cost_line, lost_frames, numbers, server_name
 from benchmarks.servers import (
     BARE,
     BARE_UVICORN,
@@ -116,12 +116,8 @@ def measure(server: Server, calls: int, frames: int, first: int, realtime: bool 
         raise LostFrames(f"{server.spec.title}: {len(short)} calls did not send: {short[0]}")
     sent = {c.call_sid: c.media_frames for c in result.calls}
     ended = server.calls_ended(list(sent), END_LINES_TIMEOUT)
-    lost = [(sid, n, ended[sid][1]) for sid, n in sent.items() if ended[sid][1] != n]
-    if lost:
-        sid, n, got = lost[0]
-        raise LostFrames(
-            f"{server.spec.title}: {len(lost)} calls lost frames, e.g. {sid}: sent {n}, got {got}"
-        )
+    if lost := lost_frames(server.spec.title, sent, ended):
+        raise LostFrames(lost)
     elapsed = max(arrival for arrival, _ in ended.values()) - result.started
     return Round(
         frames_per_second=result.media_frames / elapsed,
