@@ -13,15 +13,15 @@ django_http = get_asgi_application()  # sets Django up before the router is impo
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from voiceflow_channels.consumers import TwilioStreamConsumer  # noqa: E402
 from voiceflow_channels.routing import build_router  # noqa: E402
 
-consumer: type[TwilioStreamConsumer]
 if os.environ.get("OPENAI_API_KEY"):
-    from example_project.assistant import ShopAssistant as consumer
-else:
-    from example_project.demo import DemoConsumer as consumer
+    from example_project.assistant import ShopAssistant
 
-application = ProtocolTypeRouter(
-    {"http": django_http, "websocket": build_router(consumer=consumer)}
-)
+    websocket = build_router(assistant=ShopAssistant)
+else:
+    from example_project.demo import DemoConsumer
+
+    websocket = build_router(consumer=DemoConsumer)
+
+application = ProtocolTypeRouter({"http": django_http, "websocket": websocket})

@@ -79,6 +79,8 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_MAX_CUSTOM_PARAMETERS", -3, "parameters"),
         ("VOICEFLOW_RECONNECTS", -1, "reconnects"),
         ("VOICEFLOW_RECONNECTS", "twice", "reconnects"),
+        ("VOICEFLOW_MODEL_RETRIES", -1, "retries"),
+        ("VOICEFLOW_CONVERSATION_MAX_ITEMS", 0, "items"),
     ],
 )
 def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(
@@ -93,7 +95,13 @@ def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its
 
 
 @pytest.mark.parametrize(
-    "name", ["VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS", "VOICEFLOW_RECONNECTS"]
+    "name",
+    [
+        "VOICE_WAIT_SOUND_TRIGGER_MS",
+        "VOICEFLOW_DRAIN_SECONDS",
+        "VOICEFLOW_RECONNECTS",
+        "VOICEFLOW_MODEL_RETRIES",
+    ],
 )
 def test_zero_is_allowed_where_it_means_at_once_or_never(settings, name):
     setattr(settings, name, 0)
@@ -485,6 +493,17 @@ def test_a_call_control_cache_missing_from_caches_is_one_error_naming_those_ther
     [error] = check_settings()
     assert error.id == E008
     assert error.msg == "VOICEFLOW_CALL_CONTROL_CACHE='calls' is not in CACHES ('default')."
+
+
+def test_a_conversation_cache_missing_from_caches_is_one_error_and_unset_it_follows(settings):
+    settings.VOICEFLOW_CONVERSATION_CACHE = "talk"
+    [error] = check_settings()
+    assert error.id == E008
+    assert error.msg == "VOICEFLOW_CONVERSATION_CACHE='talk' is not in CACHES ('default')."
+    del settings.VOICEFLOW_CONVERSATION_CACHE
+    settings.VOICEFLOW_CALL_CONTROL_CACHE = "calls"
+    [error] = check_settings()
+    assert error.msg.startswith("VOICEFLOW_CALL_CONTROL_CACHE='calls'"), "one error, not two"
 
 
 def test_a_shared_layer_with_a_per_process_cache_is_a_warning(settings):

@@ -16,6 +16,7 @@ import pytest
 from tests.realtime_twilio import Twilio
 from tests.utils import metric
 from voiceflow_channels import call_control
+from voiceflow_channels.call_port import CallInfo
 from voiceflow_channels.layer_messages import CallHangup, CallTransfer
 from voiceflow_channels.mulaw import BYTES_PER_MS
 from voiceflow_channels.realtime import RealtimeAssistant
@@ -23,7 +24,6 @@ from voiceflow_channels.realtime import link as link_module
 from voiceflow_channels.realtime.fallback import synthesize_fallback
 from voiceflow_channels.testing.fake_realtime import FakeRealtime, FunctionCall, Reply, Script
 from voiceflow_channels.testing.fake_realtime.script import tone
-from voiceflow_channels.twilio_events import StreamStart
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
@@ -140,9 +140,10 @@ async def test_a_connection_refused_falls_back_to_the_fallback_audio_then_hangs_
     assert summaries()[0].startswith("voiceflow call ended (hangup)")
 
 
-async def test_a_model_that_never_answers_the_handshake_falls_back_within_the_bound(
-    fake, monkeypatch
+async def test_a_model_that_never_answers_the_handshake_is_retried_then_falls_back(
+    fake, monkeypatch, settings
 ):
+    settings.VOICEFLOW_MODEL_RETRIES = 1
     fake.script = Script(hang_handshake=True)
     monkeypatch.setattr(link_module, "CONNECT_TIMEOUT_S", 0.5)
     failures = metric("voiceflow_model_failures_total", kind="connect")
@@ -150,7 +151,7 @@ async def test_a_model_that_never_answers_the_handshake_falls_back_within_the_bo
     await twilio.start()
     await twilio.play_until(lambda m: False)
     assert twilio.audio() == synthesize_fallback()
-    assert metric("voiceflow_model_failures_total", kind="connect") == failures + 1
+    assert metric("voiceflow_model_failures_total", kind="connect") == failures + 2, "one retry"
     await twilio.ws.disconnect()
 
 
@@ -311,14 +312,19 @@ async def test_a_tool_past_its_timeout_gives_the_model_an_error_and_the_call_goe
         ),
     ],
 )
-async def test_a_session_the_model_ends_falls_back_and_hangs_up(fake, caplog, script, kind, said):
+async def test_a_session_the_model_keeps_ending_falls_back_once_its_retries_are_spent(
+    fake, caplog, script, kind, said
+):
     fake.script = script
     failures = metric("voiceflow_model_failures_total", kind=kind)
     twilio = Twilio(Greeter)
     await twilio.start()
     await twilio.play_until(lambda m: False)
     assert twilio.audio().endswith(synthesize_fallback()), "never dead air: the fallback"
-    assert metric("voiceflow_model_failures_total", kind=kind) == failures + 1
+    # A server error is worth VOICEFLOW_MODEL_RETRIES (2) new sessions; a rate limit is not.
+    tries = 3 if kind == "session_error" else 1
+    assert metric("voiceflow_model_failures_total", kind=kind) == failures + tries
+    assert len(fake.connections) == tries
     assert f"({kind})" in caplog.text and said in caplog.text
     await twilio.ws.disconnect()
 
@@ -415,9 +421,8 @@ async def test_a_call_that_ends_normally_counts_no_model_failure_and_frees_its_a
     refs: list[weakref.ref[RealtimeAssistant]] = []
 
     class Kept(Greeter):
-        async def on_start(self, start: StreamStart) -> None:
+        async def prepare(self, call: CallInfo) -> None:
             refs.append(weakref.ref(self))
-            await super().on_start(start)
 
     twilio = Twilio(Kept)
     await twilio.start()

@@ -29,9 +29,16 @@ _UNITS = (
     ("_STREAMS", "streams"),
     ("_PARAMETERS", "parameters"),
     ("_RECONNECTS", "reconnects"),
+    ("_RETRIES", "retries"),
+    ("_ITEMS", "items"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
-_ZERO_ALLOWED = ("VOICE_WAIT_SOUND_TRIGGER_MS", "VOICEFLOW_DRAIN_SECONDS", "VOICEFLOW_RECONNECTS")
+_ZERO_ALLOWED = (
+    "VOICE_WAIT_SOUND_TRIGGER_MS",
+    "VOICEFLOW_DRAIN_SECONDS",
+    "VOICEFLOW_RECONNECTS",
+    "VOICEFLOW_MODEL_RETRIES",
+)
 _IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 _LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 _DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
@@ -267,18 +274,24 @@ def _caller_id_messages() -> list[CheckMessage]:
 
 
 def _cache_messages() -> list[CheckMessage]:
-    alias = conf.call_control_cache()
     caches = settings.CACHES
-    if alias not in caches:
-        return [
-            Error(
-                f"VOICEFLOW_CALL_CONTROL_CACHE={alias!r} is not in CACHES "
-                f"({', '.join(map(repr, caches)) or 'none'}).",
-                hint="Set it to the alias of a cache in CACHES (default: 'default'), shared by "
-                "every server process: Django's RedisCache with several.",
-                id="voiceflow_channels.E008",
-            )
-        ]
+    aliases = {"VOICEFLOW_CALL_CONTROL_CACHE": conf.call_control_cache()}
+    if conf.conversation_cache() != aliases["VOICEFLOW_CALL_CONTROL_CACHE"]:
+        aliases["VOICEFLOW_CONVERSATION_CACHE"] = conf.conversation_cache()
+    missing: list[CheckMessage] = [
+        Error(
+            f"{name}={alias!r} is not in CACHES ({', '.join(map(repr, caches)) or 'none'}).",
+            hint="Set it to the alias of a cache in CACHES, shared by every server process: "
+            "Django's RedisCache with several (unset, the conversation cache is the "
+            "call-control cache, and that is 'default').",
+            id="voiceflow_channels.E008",
+        )
+        for name, alias in aliases.items()
+        if alias not in caches
+    ]
+    if missing:
+        return missing
+    alias = aliases["VOICEFLOW_CALL_CONTROL_CACHE"]
     backend = caches[alias].get("BACKEND", "")
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     layer = layers.get(DEFAULT_CHANNEL_LAYER, {}).get("BACKEND", _IN_MEMORY_LAYER)

@@ -19,7 +19,8 @@ from .playback import DEFAULT_LEAD_MS, DEFAULT_MARK_EVERY_MS, DEFAULT_MAX_QUEUED
 from .twilio_events import DEFAULT_LIMITS, Limits
 from .wait_state import DEFAULT_REPEAT_MS, DEFAULT_TRIGGER_MS
 
-DEFAULT_REALTIME_MODEL = "gpt-realtime"
+# OpenAI's current GA speech-to-speech model (README, "Talk to a model": why this one).
+DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 FALSY = frozenset({"", "0", "false", "no", "off"})
 
@@ -46,6 +47,8 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_MAX_STREAMS": 1000,
     "VOICEFLOW_TOOL_TIMEOUT_S": 30,
     "VOICEFLOW_RECONNECTS": 2,
+    "VOICEFLOW_CONVERSATION_MAX_ITEMS": 200,
+    "VOICEFLOW_MODEL_RETRIES": 2,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -180,6 +183,21 @@ def tenant_resolver() -> Callable[..., Any] | None:
 def call_control_cache() -> str:
     """The alias, in CACHES, of the cache that keeps how each call is to end."""
     return str(raw("VOICEFLOW_CALL_CONTROL_CACHE", "default") or "default").strip()
+
+
+def conversation_cache() -> str:
+    """The alias, in CACHES, of the cache that keeps each call's conversation (default: the
+    call-control cache's)."""
+    alias = str(raw("VOICEFLOW_CONVERSATION_CACHE", "") or "").strip()
+    return alias or call_control_cache()
+
+
+def conversation_max_items() -> int:
+    return _int("VOICEFLOW_CONVERSATION_MAX_ITEMS")
+
+
+def model_retries() -> int:
+    return _int("VOICEFLOW_MODEL_RETRIES")
 
 
 def limits() -> Limits:

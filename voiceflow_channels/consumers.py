@@ -1,10 +1,12 @@
-"""The websocket consumer for one Twilio Media Stream: the hooks an assistant overrides, and the
-wiring of each frame to `CallState` (what arrives), the `Outbox` (what the caller hears), the
-`CallLayer` (messages from any process) and the `Watchdog` (timeouts)."""
+"""The websocket consumer for one Twilio Media Stream: the hooks a consumer subclass overrides,
+the port an assistant is bound through (`CallPort`), and the wiring of each frame to `CallState`
+(what arrives), the `Outbox` (what the caller hears), the `CallLayer` (messages from any
+process) and the `Watchdog` (timeouts)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +27,7 @@ from . import call_control, conf, metrics
 from .admission import deny_with_503, signature_refusal
 from .call_ending import STALL_SECONDS, CallEnding
 from .call_layer import CallLayer
+from .call_port import Assistant, CallInfo
 from .call_state import CallState
 from .destinations import check_destination
 from .layer_messages import (
@@ -65,6 +68,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     call: CallState
     playback: Playback
     outbox: Outbox
+
+    def __init__(self, *, assistant: type[Assistant] | None = None) -> None:
+        super().__init__()
+        self.assistant_class = assistant
+        self.assistant: Assistant | None = None
 
     async def on_start(self, start: StreamStart) -> None:
         """The stream started: who is calling (`start.callSid`, `start.tenant_id`, ...)."""
@@ -129,9 +137,46 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def transfer(self, to: str) -> None:
         """Like `hangup`, then Twilio dials `to`: an E.164 number or a `sip:` URI on
-        VOICEFLOW_TRANSFER_ALLOWLIST, checked now (a ValueError, and the call goes on)."""
-        to = check_destination(to, conf.transfer_allowlist())
+        VOICEFLOW_TRANSFER_ALLOWLIST, checked now: refused, it is logged and counted, a
+        ValueError is raised, and the call goes on."""
+        try:
+            to = check_destination(to, conf.transfer_allowlist())
+        except ValueError as exc:
+            metrics.CALL_CONTROL_FAILURES.labels("transfer_refused").inc()
+            log.warning("voiceflow refused a transfer callSid=%s: %s", self.call.call_sid, exc)
+            raise
         await self._end_call("transfer", functools.partial(call_control.arecord_transfer, to=to))
+
+    # The port an assistant is bound through (CallPort); play, play_more, clear, start_wait,
+    # end_wait, hangup and transfer are the methods above and below.
+
+    @property
+    def info(self) -> CallInfo:
+        call = self.call
+        start = call.start or {}
+        return CallInfo(
+            call.call_sid or "",
+            call.stream_sid or "",
+            call.tenant_id,
+            call.from_number,
+            dict(start.get("customParameters") or {}),
+        )
+
+    @property
+    def waiting_for(self) -> str | None:
+        wait = self.call.wait
+        return wait.reason if wait.waiting_audio_active else None
+
+    @property
+    def playing(self) -> bool:
+        utterance = self.playback.playing
+        return utterance is not None and not utterance.filler
+
+    def heard_ms(self, key: str) -> int:
+        return self.playback.heard_ms(key)
+
+    def late_audio(self) -> None:
+        self.playback.late_audio += 1
 
     async def __call__(
         self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -163,6 +208,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
                 self.watchdog.cancel()
             if self.layer is not None:
                 self.layer.cancel()
+            self.assistant = None  # it holds the port's methods: no cycle outlives the call
 
     async def dispatch(self, message: Mapping[str, object]) -> None:
         # This consumer never touches the DB: no close_old_connections thread hop per message.
@@ -220,6 +266,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         call = self.call
         kind = call.drop("binary") if text_data is None else call.receive_text(text_data)
         if kind == "media":
+            if self.assistant is not None:
+                self.assistant.hear(call.audio_b64)
             if self._hears:
                 await self._hook(self.on_audio, call.audio)
             return
@@ -240,6 +288,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             )
             if type(self).on_start is not TwilioStreamConsumer.on_start:
                 await self._hook(self.on_start, StreamStart.model_validate(call.start))
+            if self.assistant_class is not None and not self._finished:
+                self.assistant = self.assistant_class()
+                await self.assistant.attach(self)
         elif kind == "stop":
             await self._finish("stop")
             await self.close()
@@ -288,13 +339,23 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.hangup()
 
     async def voiceflow_call_transfer(self, message: CallTransfer) -> None:
-        try:
-            check_destination(message.to, conf.transfer_allowlist())
-        except ValueError as exc:  # the sender's process checked it against its own settings
-            metrics.CALL_CONTROL_FAILURES.labels("transfer_refused").inc()
-            log.warning("voiceflow refused a transfer callSid=%s: %s", self.call.call_sid, exc)
+        # The sender's process checked it against its own settings; this one's may differ.
+        with contextlib.suppress(ValueError):  # logged and counted by transfer()
+            await self.transfer(message.to)
+
+    async def hand_over(self) -> None:
+        """The process drains: an assistant's call closes at its next quiet moment, its
+        conversation kept, and Twilio's `<Connect action>` redirects it to a live process that
+        carries the conversation on. A plain consumer's call is left to end on its own."""
+        if self.assistant is None or self._finished:
             return
-        await self.transfer(message.to)
+        await self.assistant.quiet_moment()
+        if self._finished:
+            return
+        metrics.CALLS_HANDED_OVER.inc()
+        log.info("voiceflow hands callSid=%s over at a quiet moment", self.call.call_sid)
+        await self._finish("handed_over")
+        await self.close()
 
     async def drain_close(self) -> None:
         """The process drains and this call outlived VOICEFLOW_DRAIN_SECONDS: end it cleanly."""
@@ -367,6 +428,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send(text_data=text)
 
     async def _report(self, utterance: Utterance) -> None:
+        if self.assistant is not None:
+            self.assistant.utterance_ended(utterance.key, utterance.played_ms, utterance.cleared_ms)
         await self._hook(
             self.on_playback, utterance.label, utterance.played_ms, utterance.cleared_ms
         )
@@ -396,12 +459,15 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.call.wait.notify_wait_end()
         await self.outbox.end()
         call = self.call
+        if self.assistant is not None:
+            await self.assistant.detach()
         if call.started:
             await self._hook(self.on_stop)
         metrics.publish_call(call, how)
         if call.started:
             said = "disconnect without stop" if how == "disconnect" else how
-            extra = self.summary_fields()
+            figures = self.assistant.summary() if self.assistant is not None else ""
+            extra = " ".join(filter(None, (self.summary_fields(), figures)))
             log.info("voiceflow call ended (%s) %s%s", said, call.summary(), extra and f" {extra}")
 
     def _time_out(self, kind: str, why: str) -> None:

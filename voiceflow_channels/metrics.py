@@ -72,6 +72,38 @@ MODEL_ERRORS = Counter(
     "conversation_already_has_active_response and response_cancel_not_active among them).",
     ["code"],
 )
+MODEL_EVENTS_UNKNOWN = Counter(
+    "voiceflow_model_events_unknown",
+    "Events from the model of a type the OpenAI SDK does not know (logged at debug), ignored.",
+)
+CONVERSATIONS_RESUMED = Counter(
+    "voiceflow_conversations_resumed",
+    "Conversations given to a new model session with their history, by how: stream (a new "
+    "stream for a call that had one: a redirect after a drain, a crash or a lost socket) or "
+    "model (the model session ended mid-call and was reopened).",
+    ["how"],
+)
+RESUME_LATENCY = Histogram(
+    "voiceflow_resume_ms",
+    "From the stream's start (how=stream) or the model session's end (how=model) to the new "
+    "session given the whole history, ms.",
+    ["how"],
+    buckets=(50, 100, 200, 300, 500, 1000, 2000, 5000, 10000),
+)
+CONVERSATION_FAILURES = Counter(
+    "voiceflow_conversation_failures",
+    "Reads (op=load) and writes (op=save) of a conversation that the cache failed.",
+    ["op"],
+)
+CONVERSATION_ITEMS_DROPPED = Counter(
+    "voiceflow_conversation_items_dropped",
+    "Oldest conversation items dropped past VOICEFLOW_CONVERSATION_MAX_ITEMS.",
+)
+CALLS_HANDED_OVER = Counter(
+    "voiceflow_calls_handed_over",
+    "Assistant calls a drain closed at a quiet moment, their conversation kept, for Twilio to "
+    "carry on through another process.",
+)
 MODEL_TURNS = Counter("voiceflow_model_turns", "Model responses that spoke to a caller.")
 BARGE_INS = Counter("voiceflow_barge_ins", "Callers who spoke over the model's audio.")
 LATE_AUDIO = Counter(

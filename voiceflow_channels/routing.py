@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, path, re_path
 
 from . import conf
+from .call_port import Assistant
 from .checks import check_settings
 from .consumers import TwilioStreamConsumer
 
@@ -47,21 +48,34 @@ def refuser(why: str) -> ASGI3Application:
 
 
 def websocket_urlpatterns(
-    enabled: bool | None = None, consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer
+    enabled: bool | None = None,
+    consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer,
+    assistant: type[Assistant] | None = None,
 ) -> list[URLPattern]:
     """The app's routes, to add to a URLRouter of your own: empty when the flag is off."""
     if not (isinstance(consumer, type) and issubclass(consumer, TwilioStreamConsumer)):
         raise TypeError(f"consumer must be a TwilioStreamConsumer subclass, not {consumer!r}")
+    if assistant is not None and not _is_assistant(assistant):
+        raise TypeError(
+            f"assistant must be a class with the assistant's binding (attach, hear, "
+            f"utterance_ended, detach, summary), e.g. a RealtimeAssistant subclass, not "
+            f"{assistant!r}"
+        )
     enabled = conf.voz_feature_voice_flow_a() if enabled is None else enabled
-    return [path(STREAM_PATH, consumer.as_asgi())] if enabled else []
+    app = consumer.as_asgi(assistant=assistant)
+    return [path(STREAM_PATH, app)] if enabled else []
 
 
 def build_router(
-    enabled: bool | None = None, consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer
+    enabled: bool | None = None,
+    consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer,
+    assistant: type[Assistant] | None = None,
 ) -> URLRouter:
-    """The flag-gated router serving `consumer` (a `TwilioStreamConsumer` subclass: your
-    assistant). The flag is read now (None: from settings), so the route is there or absent for
-    the life of the process: rollback is flag off and restart.
+    """The flag-gated router serving each call's stream with `consumer` (a
+    `TwilioStreamConsumer` subclass, for code of your own) and, if given, a new `assistant`
+    per call (e.g. a `RealtimeAssistant` subclass) bound to it. The flag is read now (None: from
+    settings), so the route is there or absent for the life of the process: rollback is flag
+    off and restart.
 
     Refuses to build when a voiceflow setting fails its system check, so a bad value stops the
     server at start rather than mid-call.
@@ -69,7 +83,7 @@ def build_router(
     errors = [m for m in check_settings() if m.is_serious()]
     if errors:
         raise ImproperlyConfigured("\n".join(f"{e.id}: {e.msg} HINT: {e.hint}" for e in errors))
-    patterns = websocket_urlpatterns(enabled, consumer)
+    patterns = websocket_urlpatterns(enabled, consumer, assistant)
     if patterns and not conf.twilio_auth_token():
         log.warning(
             "voiceflow: TWILIO_AUTH_TOKEN is not set, so /%s accepts unsigned websocket upgrades."
@@ -79,3 +93,10 @@ def build_router(
     why = "no such route" if patterns else "no route (VOZ_FEATURE_VOICE_FLOW_A is off)"
     # Channels' URLRouter routes ASGI apps; django-stubs types re_path's target as a view.
     return URLRouter([*patterns, re_path(r"", refuser(why))])  # type: ignore[arg-type]
+
+
+def _is_assistant(assistant: object) -> bool:
+    binding = ("attach", "hear", "utterance_ended", "detach", "summary")
+    return isinstance(assistant, type) and all(
+        callable(getattr(assistant, name, None)) for name in binding
+    )

@@ -70,7 +70,11 @@ class Drain:
         self._task = asyncio.ensure_future(self._drain_then_stop())
 
     async def _drain_then_stop(self) -> None:
-        closed = await STREAMS.drain(conf.drain_seconds(), lambda stream: stream.drain_close())
+        closed = await STREAMS.drain(
+            conf.drain_seconds(),
+            close=lambda stream: stream.drain_close(),
+            hand_over=lambda stream: stream.hand_over(),
+        )
         # Let the close handshakes finish, so every call ends with a close frame. Polled, as
         # uvicorn's own shutdown does: uvicorn tells no one when a socket closes.
         try:

@@ -36,17 +36,26 @@ class Streams:
         if not self.live and self._empty is not None:
             self._empty.set()
 
-    async def drain(self, seconds: float, close: Callable[[Any], Awaitable[None]]) -> int:
-        """Stop taking streams; wait up to `seconds` for the live ones to end; then `close` each
-        one left. Returns how many had to be closed."""
+    async def drain(
+        self,
+        seconds: float,
+        close: Callable[[Any], Awaitable[None]],
+        hand_over: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> int:
+        """Stop taking streams; `hand_over` each live one (it may end it at a moment of its
+        choosing); wait up to `seconds` for them to end; then `close` each one left. Returns
+        how many had to be closed."""
         self.draining = True
         self._empty = asyncio.Event()
+        handing = [asyncio.ensure_future(hand_over(s)) for s in self.live] if hand_over else []
         if self.live:
             try:
                 async with asyncio.timeout(seconds):
                     await self._empty.wait()
             except TimeoutError:
                 pass
+        for task in handing:
+            task.cancel()
         left = list(self.live)
         for stream in left:
             await close(stream)

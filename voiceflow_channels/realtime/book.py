@@ -92,6 +92,7 @@ class ConversationBook:
         self._spoke: set[str] = set()  # responses that sent audio (turns), this call
         self.current: str | None = None  # the response being generated
         self.tools_waiting = False  # a wait for tools: it ends at the answer's first audio
+        self.speaking = False  # the caller, by the server's VAD
         self._stopped_at: float | None = None  # speech_stopped, until the answer's first audio
 
     def response_created(self, response_id: str) -> None:
@@ -172,6 +173,7 @@ class ConversationBook:
         the item that plays at what was heard of it, clamped to the audio received; an item with
         no audio yet is never truncated."""
         self._stopped_at = None
+        self.speaking = True
         if self.current is not None:
             self._cancel(self.current)
         if not self._queued:
@@ -190,6 +192,7 @@ class ConversationBook:
 
     def speech_stopped(self) -> None:
         """The caller stopped speaking: the answer's latency is timed from now."""
+        self.speaking = False
         self._stopped_at = self._clock()
 
     def summary(self) -> str:

@@ -7,98 +7,103 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
-from .. import conf
-from ..destinations import check_destination
-from .book import FunctionCall
-from .tools import Tool, Toolbox, ToolResult
-
-if TYPE_CHECKING:
-    from .assistant import RealtimeAssistant
+from .. import conf, metrics
+from ..call_port import CallPort
+from .book import ConversationBook, FunctionCall
+from .tools import Tool, Toolbox
 
 log = logging.getLogger("voiceflow_channels")
 
 END_CALL = "end_call"
 TRANSFER_CALL = "transfer_call"
 
+Output = Callable[[FunctionCall, str], Awaitable[None]]
+
 
 class CallTools:
-    """The assistant's tools (`toolbox`), plus the call-control tools its class offers. The
-    assistant is passed in, never kept: it holds this."""
+    """The assistant's tools (`toolbox`), plus the call-control tools it offers: `end_call`,
+    and `transfer_call` to one of the named `transfers`."""
 
-    def __init__(self, toolbox: Toolbox) -> None:
+    def __init__(self, toolbox: Toolbox, end_call: bool, transfers: Mapping[str, str]) -> None:
         self.toolbox = toolbox
+        self.end_call = end_call
+        self.transfers = transfers
 
-    def definitions(self, assistant: RealtimeAssistant) -> list[dict[str, Any]]:
+    def definitions(self) -> list[dict[str, Any]]:
         """Every tool the session offers the model, as session.update's `tools`."""
         offered = self.toolbox.definitions()
-        if assistant.end_call:
+        if self.end_call:
             offered.append(END_CALL_TOOL.definition())
-        if assistant.transfers:
-            offered.append(_transfer_definition(sorted(assistant.transfers)))
+        if self.transfers:
+            offered.append(_transfer_definition(sorted(self.transfers)))
         return offered
 
-    async def run(self, assistant: RealtimeAssistant, calls: list[FunctionCall]) -> None:
-        """Run a response's function calls. Call control goes last: a hang-up or transfer
-        lets what is queued (the goodbye of that response) be heard first."""
+    async def run(
+        self,
+        calls: list[FunctionCall],
+        port: CallPort,
+        book: ConversationBook,
+        output: Output,
+        respond: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Run a response's function calls, each output given back with `output`, then one
+        `respond()`. Call control goes last: a hang-up or transfer lets what is queued (the
+        goodbye of that response) be heard first."""
         ending = [c for c in calls if c.name in (END_CALL, TRANSFER_CALL)]
         work = [c for c in calls if c not in ending]
         if work:
-            assistant.book.tools_started(work)
-            assistant.start_wait("tool:" + ",".join(c.name for c in work))
-            results = await asyncio.gather(*(self._run(assistant, c) for c in work))
+            book.tools_started(work)
+            port.start_wait("tool:" + ",".join(c.name for c in work))
+            results = await asyncio.gather(
+                *(
+                    self.toolbox.run(
+                        c.name,
+                        c.arguments,
+                        timeout_s=conf.tool_timeout_s(),
+                        call_sid=port.info.call_sid,
+                    )
+                    for c in work
+                )
+            )
             for call, result in zip(work, results, strict=True):
-                assistant.book.tool_finished(result.ok, result.duration_s)
-                await _output(assistant, call, result.output)
+                book.tool_finished(result.ok, result.duration_s)
+                await output(call, result.output)
             if not ending:
-                await _respond(assistant)
+                await respond()
         for call in ending:
-            await self._end(assistant, call)
+            if call.name == END_CALL:
+                await output(call, "The call ends once your last words have been heard.")
+                await port.hangup()
+            else:
+                await self._transfer(call, port, output, respond)
 
-    async def _run(self, assistant: RealtimeAssistant, call: FunctionCall) -> ToolResult:
-        return await self.toolbox.run(
-            call.name,
-            call.arguments,
-            timeout_s=conf.tool_timeout_s(),
-            call_sid=assistant.call.call_sid or "-",
-        )
-
-    async def _end(self, assistant: RealtimeAssistant, call: FunctionCall) -> None:
-        if call.name == END_CALL:
-            await _output(assistant, call, "The call ends once your last words have been heard.")
-            await assistant.hangup()
-            return
+    async def _transfer(
+        self,
+        call: FunctionCall,
+        port: CallPort,
+        output: Output,
+        respond: Callable[[], Awaitable[None]],
+    ) -> None:
         name = _destination_name(call.arguments)
-        to = assistant.transfers.get(name or "")
+        to = self.transfers.get(name or "")
         try:
             if to is None:
+                metrics.CALL_CONTROL_FAILURES.labels("transfer_refused").inc()
+                log.warning(
+                    "voiceflow refused the model's transfer callSid=%s: no destination named %r",
+                    port.info.call_sid,
+                    name,
+                )
                 raise ValueError(f"no destination named {name!r}")
-            to = check_destination(to, conf.transfer_allowlist())
+            await port.transfer(to)  # checked, logged and counted there; refused: ValueError
         except ValueError as exc:
-            log.warning(
-                "voiceflow refused the model's transfer callSid=%s: %s",
-                assistant.call.call_sid,
-                exc,
-            )
-            await _output(
-                assistant, call, f"The transfer failed ({exc}). Tell the caller and go on."
-            )
-            await _respond(assistant)
+            await output(call, f"The transfer failed ({exc}). Tell the caller and go on.")
+            await respond()
             return
-        await _output(assistant, call, "The caller is transferred once your last words are heard.")
-        await assistant.transfer(to)
-
-
-async def _output(assistant: RealtimeAssistant, call: FunctionCall, output: str) -> None:
-    if assistant.link is not None:
-        item = {"type": "function_call_output", "call_id": call.call_id, "output": output}
-        await assistant.link.send({"type": "conversation.item.create", "item": item})
-
-
-async def _respond(assistant: RealtimeAssistant) -> None:
-    if assistant.link is not None:
-        await assistant.link.send({"type": "response.create"})
+        await output(call, "The caller is transferred once your last words are heard.")
 
 
 def end_call() -> str:

@@ -63,9 +63,20 @@ class Script:
     refuse_keys: frozenset[str] = frozenset()  # these API keys get HTTP 401 at the handshake
     hang_handshake: bool = False  # accept TCP, never answer the upgrade
     fail_after_s: float | None = None  # send a session-ending server_error, close 1011
+    fail_connections: frozenset[int] | None = None  # which connections (1, 2...) fail; None: all
     session_cap_s: float | None = None  # OpenAI's 60-minute cap, scaled: close 1001
     rate_limits_updated: bool = True  # `rate_limits.updated` after each `response.created`
     rate_limited_responses: frozenset[int] = frozenset()  # these numbers get rate_limit_exceeded
+
+    # What the caller said in each turn, as the session's input transcription gives it (when
+    # the session asks for one), cycled; none scripted: "Caller turn N."
+    caller_transcripts: tuple[str, ...] = ()
+
+    def caller_said(self, turn: int) -> str:
+        """The transcript of the caller's turn `turn` (1-based, per session)."""
+        if not self.caller_transcripts:
+            return f"Caller turn {turn}."
+        return self.caller_transcripts[(turn - 1) % len(self.caller_transcripts)]
 
     def reply(self, number: int) -> Reply:
         """What response `number` (0-based, per session) says."""

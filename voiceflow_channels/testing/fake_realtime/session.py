@@ -21,6 +21,7 @@ from openai.types.realtime import (
     ConversationItemDeletedEvent,
     ConversationItemDeleteEvent,
     ConversationItemDone,
+    ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemTruncatedEvent,
     ConversationItemTruncateEvent,
     InputAudioBufferAppendEvent,
@@ -81,6 +82,8 @@ class FakeConnection:
         self.speech_started_ms: list[int] = []
         self.speech_stopped_ms: list[int] = []
         self.items: dict[str, Item] = {}
+        self.created_items: list[dict[str, Any]] = []  # what the client created, in order
+        self.user_turns = 0
         self.close_code: int | None = None
         self.beta = False  # it came with the beta header (and was refused)
         self.closed = asyncio.Event()
@@ -250,9 +253,14 @@ class FakeConnection:
             return
         item_id = fields.get("id") or self.events.new_id("item")
         fields |= {"id": item_id, "object": "realtime.item", "status": "completed"}
+        self.created_items.append(fields)
+        self.fake.changed()
+        item = Item(item_id, fields["type"], fields.get("role"))
         if fields["type"] == "function_call_output":
             self.function_outputs.append(FunctionOutput(fields["call_id"], fields["output"]))
-        await self.add_item(Item(item_id, fields["type"], fields.get("role")), fields)
+        elif fields["type"] == "function_call":
+            self.responder.calls[fields["call_id"]] = item  # a history's call, for its output
+        await self.add_item(item, fields)
 
     async def conversation_item_delete(self, event: ConversationItemDeleteEvent) -> None:
         if self.items.pop(event.item_id, None) is None:
@@ -373,12 +381,23 @@ class FakeConnection:
             "content": [{"type": "input_audio", "transcript": None}],
         }
         await self.add_item(Item(item_id, "message", "user"), fields)
+        self.user_turns += 1
+        if (self.session["audio"]["input"].get("transcription") or {}).get("model"):
+            await self.send(
+                ConversationItemInputAudioTranscriptionCompletedEvent,
+                type="conversation.item.input_audio_transcription.completed",
+                item_id=item_id,
+                content_index=0,
+                transcript=self.script.caller_said(self.user_turns),
+                usage={"type": "duration", "seconds": 1.0},
+            )
 
     async def _deadlines(self) -> None:
         """The scripted ends of a session: a server error, or the session cap."""
         script = self.script
         ends = []
-        if script.fail_after_s is not None:
+        failing = script.fail_connections is None or self.number in script.fail_connections
+        if script.fail_after_s is not None and failing:
             ends.append((script.fail_after_s, "fail"))
         if script.session_cap_s is not None:
             ends.append((script.session_cap_s, "cap"))
