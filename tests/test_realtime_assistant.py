@@ -411,8 +411,9 @@ async def test_transcripts_reach_the_hook_and_never_the_log_without_debug(fake, 
     await twilio.pause()
     await twilio.play_until(ended)
     await twilio.hang_up()
-    assert Desk.heard == [("assistant", "Hello from the model")]
+    assert Desk.heard == [("user", "Caller turn 1."), ("assistant", "Hello from the model")]
     assert "Hello from the model" not in caplog.text
+    assert "Caller turn 1." not in caplog.text
 
 
 async def test_a_call_that_ends_normally_counts_no_model_failure_and_frees_its_assistant(fake):
