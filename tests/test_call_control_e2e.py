@@ -81,24 +81,34 @@ async def test_zero_transfers_to_an_allowed_number_and_not_to_another(tmp_path):
             server.stop()
 
 
-async def test_a_call_drained_past_its_deadline_is_redirected_by_another_process(redis):
+async def test_a_call_drained_past_its_deadline_is_redirected_to_another_process(redis, tmp_path):
     shared = {**SIGNED, "REDIS_URL": redis.url, "VOICEFLOW_DRAIN_SECONDS": "1"}
     draining, live = Server("daphne", **shared), Server("uvicorn", **shared)
     try:
-        # Twilio reaches the live process for the webhook and the action; the stream is on the
-        # process that is about to drain.
+        # Twilio reaches the live process for the webhook, the action and the redirect, as a
+        # load balancer would; the first stream is on the process that is about to drain.
         playing = asyncio.create_task(
-            callsim.run(draining.url, 1, 30.0, True, first=31, twilio=twilio(live))
+            callsim.run(
+                draining.url, 1, 4.0, True, first=31, record=tmp_path, twilio=twilio(live)
+            )
         )
         await asyncio.to_thread(draining.wait_for, "voiceflow start callSid=")
         draining.proc.send_signal(signal.SIGTERM)
         result = await asyncio.wait_for(playing, 20)
         [call] = result.calls
         assert call.ok, call.error
-        assert call.then == f"Redirect {PUBLIC.replace('wss', 'https')}/twilio/voice?reconnect=1"
+        first, second = call.legs
+        assert first.then == f"Redirect {PUBLIC.replace('wss', 'https')}/twilio/voice?reconnect=1"
         draining.wait_for(rf"call ended \(drained\) callSid={call.call_sid}")
         assert await asyncio.to_thread(draining.proc.wait, 20) == 0
-        assert any(f"callSid={call.call_sid}" in line for line in live.lines)
+        # Twilio's redirect: the same call on a new stream, which plays the rest of the call.
+        assert first.call_sid == second.call_sid == call.call_sid
+        assert first.stream_sid != second.stream_sid == call.stream_sid
+        live.wait_for(rf"voiceflow start callSid={call.call_sid} streamSid={second.stream_sid}")
+        assert first.media_frames + second.media_frames == call.media_frames == 4 * 50
+        assert second.turnaround_ms is not None and second.turnaround_ms > 0
+        heard = recorded(call.recording)
+        assert len(heard) >= 4000 * BYTES_PER_MS, "one recording across both streams"
     finally:
         draining.stop()
         live.stop()

@@ -105,6 +105,41 @@ def test_out_of_range_numbers_are_command_errors(option, value, message):
         call_command("voiceflow_callsim", option, value)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--press", "1@9"], "the time must be within the call"),
+        (["--wait-key", "x"], "the wait key must be one of"),
+        (["--talk", "1:2", "--talk", "2:2"], "overlap"),
+        (["--silent", "--press", "1@0.5"], "a silent call neither presses keys nor talks"),
+    ],
+)
+def test_arguments_are_checked_before_anything_plays(monkeypatch, args, message):
+    played = []
+    monkeypatch.setattr(callsim, "run", lambda *a, **kw: played.append(a))
+    with pytest.raises(CommandError, match=message):
+        call_command("voiceflow_callsim", "--seconds", "5", *args)
+    assert not played
+
+
+def test_an_error_inside_the_run_keeps_its_traceback(monkeypatch):
+    async def broken(*args, **kwargs):
+        raise ValueError("a bug in the simulator")
+
+    monkeypatch.setattr(callsim, "run", broken)
+    with pytest.raises(ValueError, match="a bug in the simulator"):
+        call_command("voiceflow_callsim", "--seconds", "1")
+
+
+async def test_a_silent_call_sends_silence_and_no_keys(daphne_on):
+    result = await callsim.run(daphne_on.url, 1, 3.0, realtime=False, silent=True)
+    [call] = result.calls
+    assert call.ok, call.error
+    # 150 media frames, a mark each 100, no dtmf: the connected, start and stop besides.
+    assert (call.media_frames, call.messages, call.pressed) == (150, 154, ())
+    daphne_on.wait_for(rf"call ended \(stop\) callSid={call.call_sid}.* dtmf=0 ")
+
+
 def test_nothing_listening_is_a_command_error_that_names_the_cause():
     err = StringIO()
     url = f"ws://127.0.0.1:{free_port()}/twilio/stream"

@@ -176,4 +176,5 @@ class Listener:
             unknown=self.unknown,
             recording=recording,
             held_back=sent.held_back,
+            stream_sid=self.call.stream_sid,
         )

@@ -3,7 +3,8 @@ handed to the progress callback and kept per call while it plays."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .script import FRAMES_PER_SECOND
@@ -41,6 +42,13 @@ class CallResult:
     held_back: int = 0
     # With a webhook (--answer): what the stream's <Connect action> answered once it closed.
     then: str | None = None
+    # The stream this result is about: the call's last one when it had several legs.
+    stream_sid: str = ""
+    # A leg after the first: ms from the stream before it closing to this one open.
+    turnaround_ms: float | None = None
+    # A call that followed a <Redirect>: each leg's own result, in order; the fields above are
+    # then the call's totals.
+    legs: tuple[CallResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -63,9 +71,57 @@ class CallResult:
             parts.append(f"most outstanding {self.max_outstanding_ms:.0f} ms")
         if self.malformed or self.unknown:
             parts.append(f"unplayable messages {self.malformed} malformed, {self.unknown} unknown")
-        if self.then is not None:
+        if self.legs:
+            legs = " -> ".join(leg.leg_line() for leg in self.legs)
+            parts.append(f"{len(self.legs)} legs: {legs}")
+        elif self.then is not None:
             parts.append(f"then {self.then}")
         return f"call {self.n} {self.call_sid}: {', '.join(parts)}"
+
+    def leg_line(self) -> str:
+        """One leg, in a few words: its stream, when it opened, what it heard, what followed."""
+        parts = [self.stream_sid]
+        if self.turnaround_ms is not None:
+            parts.append(f"opened {self.turnaround_ms:.0f} ms after the last")
+        parts.append(f"audio {self.audio_ms:.0f} ms" if self.heard else "nothing to play")
+        if self.then is not None:
+            parts.append(f"then {self.then}")
+        return f"[{', '.join(parts)}]"
+
+
+def joined(legs: Sequence[CallResult], recording: Path | None) -> CallResult:
+    """One call's result from its legs' (a call that followed a <Redirect>): what every leg sent
+    and heard, in all; how the last ended; the first error; one recording across them."""
+    if len(legs) == 1:
+        return replace(legs[0], recording=recording)
+    heard = [leg for leg in legs if leg.heard]
+    clears = [leg.clear_ms for leg in legs if leg.clear_ms is not None]
+    last = legs[-1]
+    return CallResult(
+        last.n,
+        last.call_sid,
+        sum(leg.media_frames for leg in legs),
+        sum(leg.messages for leg in legs),
+        last.close_code,
+        next((leg.error for leg in legs if leg.error), None),
+        pressed=tuple(press for leg in legs for press in leg.pressed),
+        wait_to_chime_ms=next(
+            (leg.wait_to_chime_ms for leg in legs if leg.wait_to_chime_ms is not None), None
+        ),
+        clear_ms=tuple(ms for leg in clears for ms in leg) if clears else None,
+        audio_ms=sum(leg.audio_ms or 0.0 for leg in heard) if heard else None,
+        underruns=sum(leg.underruns or 0 for leg in heard) if heard else None,
+        max_outstanding_ms=max(leg.max_outstanding_ms or 0.0 for leg in heard) if heard else None,
+        clears=sum(leg.clears or 0 for leg in heard) if heard else None,
+        marks_echoed=sum(leg.marks_echoed or 0 for leg in heard) if heard else None,
+        malformed=sum(leg.malformed for leg in legs),
+        unknown=sum(leg.unknown for leg in legs),
+        recording=recording,
+        held_back=sum(leg.held_back for leg in legs),
+        then=last.then,
+        stream_sid=last.stream_sid,
+        legs=tuple(legs),
+    )
 
 
 @dataclass(frozen=True, slots=True)

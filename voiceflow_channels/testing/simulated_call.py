@@ -54,6 +54,12 @@ class SimulatedCall:
         self._media_for: str | None = None
         self._media = self._media_with = ""
 
+    def next_leg(self, leg: int) -> None:
+        """The call goes on in a new stream (a `<Redirect>` followed): the same CallSid, a new
+        StreamSid for leg `leg` (from 2), its sequence numbers and chunks from 1 again."""
+        self.stream_sid = sid("MZ", (leg - 1) << 64 | self.n)
+        self.seq = self.chunk = 0
+
     def _make_media_templates(self) -> None:
         self._media = self._media_template(base64.b64encode(self.audio).decode())
         self._media_with = self._media_template("%s")

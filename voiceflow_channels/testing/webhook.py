@@ -1,5 +1,6 @@
 """Twilio's HTTP side of a call, as the simulator plays it: the voice webhook POSTed before the
-stream, and the `<Connect action>` POSTed once the stream has closed, each signed as Twilio signs.
+stream, the `<Connect action>` POSTed once the stream has closed, and a `<Redirect>` it answered
+followed to the next `<Connect><Stream>`, each signed as Twilio signs.
 
 Framework-free (urllib, in a thread). Twilio signs the public URLs (those in the number's
 configuration and in the TwiML); the simulator POSTs to the same paths on the server it reaches,
@@ -68,7 +69,24 @@ def call_form(call: SimulatedCall, status: str) -> dict[str, str]:
 async def answer(twilio: Twilio, call: SimulatedCall) -> Connect:
     """POST the voice webhook for `call`; the `<Connect><Stream>` of its answer. Anything else
     (an error status, other TwiML) is a ValueError saying what came back."""
-    twiml = await _post(twilio, VOICE_PATH, call_form(call, "ringing"))
+    return _connect(await _post(twilio, VOICE_PATH, call_form(call, "ringing")))
+
+
+async def follow(twilio: Twilio, call: SimulatedCall, redirect: str) -> Connect:
+    """POST a `<Redirect>`'s URL as Twilio does (same CallSid, the call in progress); the
+    `<Connect><Stream>` of its answer, or a ValueError saying what came back instead."""
+    return _connect(await _post(twilio, _path(redirect), call_form(call, "in-progress")))
+
+
+def stream_url(twilio: Twilio, connect: Connect) -> str:
+    """Where the simulator opens the stream `connect` names: its path on the server the
+    simulator reaches (`base`), as Twilio opens it on the public host."""
+    base, stream = urlsplit(twilio.base), urlsplit(connect.stream_url)
+    scheme = {"http": "ws", "https": "wss"}.get(base.scheme, base.scheme)
+    return urlunsplit((scheme, base.netloc, stream.path, stream.query, ""))
+
+
+def _connect(twiml: str) -> Connect:
     root = _parse(twiml)
     connect = root.find("Connect")
     stream = connect.find("Stream") if connect is not None else None
@@ -83,9 +101,7 @@ async def answer(twilio: Twilio, call: SimulatedCall) -> Connect:
 async def after(twilio: Twilio, call: SimulatedCall, action: str) -> str:
     """POST the `<Connect action>` as Twilio does when the stream has ended; the verb it
     answered, as a line: "Hangup", "Dial +1555...", "Dial sip:...", "Redirect https://..."."""
-    parts = urlsplit(action)
-    path = urlunsplit(("", "", parts.path, parts.query, ""))
-    root = _parse(await _post(twilio, path, call_form(call, "in-progress")))
+    root = _parse(await _post(twilio, _path(action), call_form(call, "in-progress")))
     verbs = list(root)
     if not verbs:
         return "(empty: Twilio would end the call)"
@@ -130,6 +146,12 @@ def _parse(twiml: str) -> ElementTree.Element:
     if root.tag != "Response":
         raise ValueError(f"TwiML has no <Response> root: {twiml[:200]!r}")
     return root
+
+
+def _path(url: str) -> str:
+    """The path and query of a URL in TwiML, to POST on the server the simulator reaches."""
+    parts = urlsplit(url)
+    return urlunsplit(("", "", parts.path, parts.query, ""))
 
 
 def _http(url: str) -> str:

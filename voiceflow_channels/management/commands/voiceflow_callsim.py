@@ -99,11 +99,19 @@ class Command(BaseCommand):
             "the window is longer, cut at the window's end",
         )
         parser.add_argument(
+            "--silent",
+            action="store_true",
+            help="every caller keeps silent: silence only, none of the keypresses a call "
+            "otherwise makes every 2.5 s (for a server's idle path); not with --press or --talk",
+        )
+        parser.add_argument(
             "--answer",
             action="store_true",
             help="play Twilio's HTTP side too: POST the voice webhook (/twilio/voice on --url's "
             "host, signed with TWILIO_AUTH_TOKEN over VOICEFLOW_PUBLIC_URL when set) before each "
-            "stream, and once it closes POST its <Connect action> and report what it answered",
+            "stream, and once it closes POST its <Connect action> and report what it answered; a "
+            "<Redirect> is followed as Twilio follows it, to a new stream that plays the rest of "
+            "the call (one line per stream, one recording across them)",
         )
         parser.add_argument(
             "--record",
@@ -119,6 +127,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "--talk-file needs --talk SECONDS[:DURATION] to say when each call talks"
             )
+        # Every argument is checked before anything plays; an error from inside the run is a
+        # bug, and keeps its traceback.
         try:
             presses = tuple(parse_press(press) for press in options["presses"])
             talk_audio = None
@@ -127,35 +137,48 @@ class Command(BaseCommand):
                 talk_audio = load_wav(options["talk_file"], "--talk-file")
                 talk_seconds = len(talk_audio) / SAMPLE_RATE
             talk = tuple(parse_talk(window, talk_seconds) for window in options["talks"])
-            # This process plays Twilio: a full collection over Django's objects would hold
-            # every call's frames back, and the server would count them late.
-            freeze_startup_objects()
-            result = asyncio.run(
-                callsim.run(
-                    options["url"],
-                    options["calls"],
-                    options["seconds"],
-                    options["realtime"],
-                    options["tenant"] or None,
-                    first=options["first"],
-                    close_timeout=options["close_timeout"],
-                    on_progress=lambda p: self.stderr.write(f"callsim {p.line()}"),
-                    presses=presses,
-                    wait_key=options["wait_key"],
-                    record=options["record"],
-                    talk=talk,
-                    talk_audio=talk_audio,
-                    twilio=(
-                        Twilio.for_stream(
-                            options["url"], conf.public_url(), conf.twilio_auth_token()
-                        )
-                        if options["answer"]
-                        else None
-                    ),
-                )
+            callsim.check(
+                options["url"],
+                options["calls"],
+                options["seconds"],
+                presses=presses,
+                wait_key=options["wait_key"],
+                talk=talk,
+                silent=options["silent"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if options["record"] is not None:
+            try:
+                options["record"].mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CommandError(f"cannot record to {options['record']}: {exc}") from exc
+        # This process plays Twilio: a full collection over Django's objects would hold every
+        # call's frames back, and the server would count them late.
+        freeze_startup_objects()
+        result = asyncio.run(
+            callsim.run(
+                options["url"],
+                options["calls"],
+                options["seconds"],
+                options["realtime"],
+                options["tenant"] or None,
+                first=options["first"],
+                close_timeout=options["close_timeout"],
+                on_progress=lambda p: self.stderr.write(f"callsim {p.line()}"),
+                presses=presses,
+                wait_key=options["wait_key"],
+                record=options["record"],
+                talk=talk,
+                talk_audio=talk_audio,
+                silent=options["silent"],
+                twilio=(
+                    Twilio.for_stream(options["url"], conf.public_url(), conf.twilio_auth_token())
+                    if options["answer"]
+                    else None
+                ),
+            )
+        )
         for call in result.calls:
             if call.heard or call.pressed or call.then:
                 self.stdout.write(call.line())
