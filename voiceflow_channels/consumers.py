@@ -354,6 +354,11 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         metrics.CALLS_HANDED_OVER.inc()
         log.info("voiceflow hands callSid=%s over at a quiet moment", self.call.call_sid)
+        # The drain stops waiting (and cancels this) as soon as the stream leaves STREAMS, which
+        # is early in _finish: the call must still end whole and its socket close.
+        await asyncio.shield(self._end_handed_over())
+
+    async def _end_handed_over(self) -> None:
         await self._finish("handed_over")
         await self.close()
 

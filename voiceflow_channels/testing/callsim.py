@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import websockets
-from websockets.exceptions import InvalidURI, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 from websockets.uri import parse_uri
 
 from ..chime import write_wav
@@ -55,6 +55,8 @@ PRERENDER_FRAMES = 500_000
 # streams at most: a server that redirects every stream would otherwise loop for ever.
 MAX_LEGS = 5
 REDIRECT = "Redirect "
+# The close code of a connection that ended without a closing handshake (RFC 6455 7.1.5).
+DROPPED = 1006
 
 
 def check_url(url: str) -> None:
@@ -436,7 +438,7 @@ async def _leg(
 ) -> tuple[Listener, Sent, str | None]:
     """Play one stream of a call with `send` from `started`, until the server closes it: its
     listener, what it sent, and why it failed, if it did. When it `may_end` the call (Twilio's
-    HTTP side is played), the server may close it before the call's stop."""
+    HTTP side is played), the server may close it before the call's stop, or drop it."""
     error: str | None = None
     listener = Listener(ws, call, started, keys, ears.wait_key, ears.record is not None)
     reader = asyncio.create_task(listener.listen())
@@ -446,7 +448,12 @@ async def _leg(
         waited = {sending, reader} if may_end else {sending}
         await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
         if sending.done():
-            await sending
+            try:
+                await sending
+            except ConnectionClosed:
+                if not may_end:
+                    raise
+                # The server ended the call as its stop went out: its close says how.
         else:  # the server ended the call before its stop
             sending.cancel()
         # The server closes after `stop`: that is the sign it has handled every frame before it.
@@ -460,7 +467,11 @@ async def _leg(
         listener.hang_up()
         reader.cancel()
         await ws.close()
-    if error is None and ws.close_code != 1000:
+    if may_end and ws.close_code == DROPPED:
+        # The server's process died, or its socket: Twilio asks the action what follows however
+        # the stream ended, and the result's close code says it dropped.
+        error = None
+    elif error is None and ws.close_code != 1000:
         error = f"closed with code {ws.close_code} {ws.close_reason}".rstrip()
     return listener, sent, error
 

@@ -81,6 +81,8 @@ class CallResult:
     def leg_line(self) -> str:
         """One leg, in a few words: its stream, when it opened, what it heard, what followed."""
         parts = [self.stream_sid]
+        if self.close_code == 1006:
+            parts.append("dropped")
         if self.turnaround_ms is not None:
             parts.append(f"opened {self.turnaround_ms:.0f} ms after the last")
         parts.append(f"audio {self.audio_ms:.0f} ms" if self.heard else "nothing to play")
