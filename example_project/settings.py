@@ -54,7 +54,16 @@ if os.environ.get("REDIS_URL"):
             # A burst of call starts takes one pooled connection per group_add at once;
             # redis-py's pool refuses past 100 by default.
             "CONFIG": {
-                "hosts": [{"address": os.environ["REDIS_URL"], "max_connections": 1000}],
+                # redis-py 8 reads with a 5 s socket timeout by default, the very time
+                # channels_redis blocks on a call's empty queue: each quiet call's receive then
+                # timed out every 5 s (a warning, a reconnect, a gap). Reads may block longer.
+                "hosts": [
+                    {
+                        "address": os.environ["REDIS_URL"],
+                        "max_connections": 1000,
+                        "socket_timeout": 10,
+                    }
+                ],
                 # Messages to a process's calls share one queue in Redis; audio comes in 1 s
                 # parts, so 30 calls each sent a minute of reply are 1,800 messages at once:
                 # past channels_redis's default of 100 it drops them.
