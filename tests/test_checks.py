@@ -81,6 +81,9 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_RECONNECTS", "twice", "reconnects"),
         ("VOICEFLOW_MODEL_RETRIES", -1, "retries"),
         ("VOICEFLOW_CONVERSATION_MAX_ITEMS", 0, "items"),
+        ("VOICEFLOW_TOOL_THREADS", 0, "threads"),
+        ("VOICEFLOW_TOOL_THREADS", "many", "threads"),
+        ("VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S", 0, "seconds"),
     ],
 )
 def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(

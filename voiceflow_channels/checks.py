@@ -31,6 +31,7 @@ _UNITS = (
     ("_RECONNECTS", "reconnects"),
     ("_RETRIES", "retries"),
     ("_ITEMS", "items"),
+    ("_THREADS", "threads"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (

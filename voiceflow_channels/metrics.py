@@ -112,6 +112,12 @@ LATE_AUDIO = Counter(
 TOOLS_RUN = Counter(
     "voiceflow_tools", "Tools the model called, by outcome: ok, failed.", ["outcome"]
 )
+TOOL_THREADS_BUSY = Gauge(
+    "voiceflow_tool_threads_busy",
+    "Threads running a sync tool now, those past VOICEFLOW_TOOL_TIMEOUT_S included (Python "
+    "cannot stop them); at most VOICEFLOW_TOOL_THREADS a process.",
+    multiprocess_mode="livesum",
+)
 RESPONSE_LATENCY = Histogram(
     "voiceflow_model_response_ms",
     "From the end of the caller's turn (speech_stopped) to the answer's first audio, ms.",
