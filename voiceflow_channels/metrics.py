@@ -59,6 +59,11 @@ INTERNAL_ERRORS = Counter(
     "message: those are layer failures), tenant_resolver (VOICEFLOW_TENANT_RESOLVER raised).",
     ["where"],
 )
+TENANT_RESOLVER_TIMEOUTS = Counter(
+    "voiceflow_tenant_resolver_timeouts",
+    "Voice webhooks whose VOICEFLOW_TENANT_RESOLVER took more than "
+    "VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S: answered without a tenant.",
+)
 TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, idle.", ["kind"])
 MODEL_FAILURES = Counter(
     "voiceflow_model_failures",
