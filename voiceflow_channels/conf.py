@@ -155,6 +155,13 @@ def public_url() -> str:
     return str(raw("VOICEFLOW_PUBLIC_URL", "") or "").rstrip("/")
 
 
+def stream_prefix() -> str:
+    """VOICEFLOW_STREAM_PREFIX as the start of a path: "" or e.g. "voice/" (the slashes around
+    it dropped, one put after it)."""
+    prefix = str(raw("VOICEFLOW_STREAM_PREFIX", "") or "").strip().strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
 def reconnects() -> int:
     return _int("VOICEFLOW_RECONNECTS")
 

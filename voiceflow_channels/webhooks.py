@@ -33,7 +33,7 @@ from .metrics import (
     TENANT_RESOLVER_TIMEOUTS,
     WEBHOOKS_REFUSED,
 )
-from .routing import STREAM_PATH
+from .routing import stream_path
 from .signature import is_valid_form_signature
 from .twilio_events import FROM_KEYS, TENANT_KEYS, clean_phone, clean_tenant_id, mask_phone
 
@@ -122,7 +122,7 @@ async def voice(request: HttpRequest, hook: Webhook) -> str:
     tenant = await _tenant(request, hook.call_sid)
     if tenant:
         parameters[TENANT_KEYS[0]] = tenant
-    stream_url = f"{conf.public_url()}/{STREAM_PATH}"
+    stream_url = f"{conf.public_url()}{stream_path()}"
     action_url = _public_http_url(reverse("voiceflow-voice-after"), hook.reconnect)
     CALLS_ANSWERED.inc()
     log.info(
