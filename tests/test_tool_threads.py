@@ -105,6 +105,33 @@ async def test_a_connection_kept_by_conn_max_age_is_reused_then_replaced_once_it
         threads.shutdown()
 
 
+async def test_with_health_checks_a_connection_the_database_dropped_is_replaced_before_the_tool(
+    database,
+):
+    database.update(CONN_MAX_AGE=None, CONN_HEALTH_CHECKS=True)
+    seen: list[tuple[object, sqlite3.Connection]] = []
+
+    def look_up() -> str:
+        seen.append((connections[ALIAS], raw_connection()))
+        return "found"
+
+    box = Toolbox(look_up)
+    threads = ToolThreads(1, around=with_fresh_connections)
+    try:
+        assert (await box.run("look_up", "{}", timeout_s=5, call_sid="CA1", executor=threads)).ok
+        [(wrapper, first)] = seen
+        # The database dropped it: its health check (Postgres' SELECT 1) now fails.
+        wrapper.is_usable = lambda: False
+        assert (await box.run("look_up", "{}", timeout_s=5, call_sid="CA1", executor=threads)).ok
+        second = seen[-1][1]
+        assert second is not first and not is_open(first), "checked and replaced, not used"
+    finally:
+        await asyncio.get_running_loop().run_in_executor(
+            threads, lambda: connections[ALIAS].close()
+        )
+        threads.shutdown()
+
+
 async def test_a_sync_tool_past_its_deadline_is_answered_at_once_its_thread_counted_till_it_ends():
     release = threading.Event()
 
