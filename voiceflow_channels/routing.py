@@ -43,7 +43,7 @@ def stream_path() -> str:
 
 
 # Channels ships no types: URLRouter is Any to mypy.
-class WholePathRouter(URLRouter):  # type: ignore[misc]
+class _WholePathRouter(URLRouter):  # type: ignore[misc]
     """A URLRouter that routes on the request's whole path (`path`), not on what an outer router
     or a Mount left of it (`path_remaining`, `root_path`)."""
 
@@ -93,11 +93,10 @@ def build_router(
     assistant: type[Assistant] | None = None,
 ) -> URLRouter:
     """The flag-gated router serving each call's stream, at `stream_path()` whatever mounts it,
-    with `consumer` (a
-    `TwilioStreamConsumer` subclass, for code of your own) and, if given, a new `assistant`
-    per call (e.g. a `RealtimeAssistant` subclass) bound to it. The flag is read now (None: from
-    settings), so the route is there or absent for the life of the process: rollback is flag
-    off and restart.
+    with `consumer` (a `TwilioStreamConsumer` subclass, for code of your own) and, if given, a
+    new `assistant` per call (e.g. a `RealtimeAssistant` subclass) bound to it. The flag is read
+    now (None: from settings), so the route is there or absent for the life of the process:
+    rollback is flag off and restart.
 
     Refuses to build when a voiceflow setting fails its system check, so a bad value stops the
     server at start rather than mid-call.
@@ -118,7 +117,7 @@ def build_router(
         else "no route (VOZ_FEATURE_VOICE_FLOW_A is off)"
     )
     # Channels' URLRouter routes ASGI apps; django-stubs types re_path's target as a view.
-    return WholePathRouter([*patterns, re_path(r"", refuser(why))])  # type: ignore[arg-type]
+    return _WholePathRouter([*patterns, re_path(r"", refuser(why))])  # type: ignore[arg-type]
 
 
 def _is_assistant(assistant: object) -> bool:
