@@ -81,6 +81,9 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_RECONNECTS", "twice", "reconnects"),
         ("VOICEFLOW_MODEL_RETRIES", -1, "retries"),
         ("VOICEFLOW_CONVERSATION_MAX_ITEMS", 0, "items"),
+        ("VOICEFLOW_TOOL_THREADS", 0, "threads"),
+        ("VOICEFLOW_TOOL_THREADS", "many", "threads"),
+        ("VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S", 0, "seconds"),
     ],
 )
 def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(
@@ -521,3 +524,19 @@ def test_a_dummy_cache_loses_every_decision_even_in_one_process(settings):
     [warning] = check_settings()
     assert warning.id == W003
     assert "stores nothing: every hang-up and transfer is lost" in warning.msg
+
+
+@pytest.mark.parametrize("value", ["voice", "/voice/", "calls/v1", "a.b~c-d_e", "", "/"])
+def test_a_stream_prefix_that_is_a_path_is_fine(settings, value):
+    settings.VOICEFLOW_STREAM_PREFIX = value
+    assert ids(check_settings()) == []
+
+
+@pytest.mark.parametrize(
+    "value", ["voice calls", "voice//x", "../admin", "voice/./x", "v?x=1", "vøice", 3, ["voice"]]
+)
+def test_a_stream_prefix_that_is_not_a_path_is_one_error(settings, value):
+    settings.VOICEFLOW_STREAM_PREFIX = value
+    [error] = check_settings()
+    assert error.id == "voiceflow_channels.E010"
+    assert error.msg == f"VOICEFLOW_STREAM_PREFIX={value!r} is not a URL path prefix."

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
@@ -93,6 +95,18 @@ async def test_health_endpoints(flag_on, monkeypatch):
     monkeypatch.setattr(STREAMS, "draining", True)
     draining = await client.get("/readyz")
     assert (draining.status_code, draining.content) == (503, b"draining\n")
+
+
+async def test_readyz_during_a_drain_is_logged_once_at_info_not_as_a_server_error(
+    flag_on, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(STREAMS, "draining", True)
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 503
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert (record.levelno, record.getMessage()) == (logging.INFO, "Draining: /readyz")
+    assert record.status_code == 503
 
 
 async def test_readyz_reports_a_dead_channel_layer(flag_on):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
@@ -46,6 +47,24 @@ def raising(request: HttpRequest) -> str:
 
 def junk(request: HttpRequest) -> object:
     return junk.value
+
+
+SLOW_SYNC = threading.Event()
+SLOW_ASYNC_CANCELLED = asyncio.Event()
+
+
+def slow_sync(request: HttpRequest) -> str:
+    """A resolver whose database hangs."""
+    SLOW_SYNC.wait(timeout=10)
+    return "acme"
+
+
+async def slow_async(request: HttpRequest) -> str:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        SLOW_ASYNC_CANCELLED.set()
+    return "acme"
 
 
 def twilio_form(**fields: str) -> dict[str, str]:
@@ -175,6 +194,34 @@ async def test_a_resolver_returning_junk_sends_no_tenant(public, caplog, value):
     assert CALLER not in caplog.text, "a number in the log is masked"
 
 
+@pytest.mark.parametrize("resolver", ["slow_sync", "slow_async"])
+async def test_a_resolver_past_its_timeout_is_logged_and_counted_and_the_call_goes_on(
+    public, caplog, resolver
+):
+    global SLOW_ASYNC_CANCELLED
+    SLOW_ASYNC_CANCELLED = asyncio.Event()
+    SLOW_SYNC.clear()
+    public.VOICEFLOW_TENANT_RESOLVER = f"tests.test_voice_webhook.{resolver}"
+    public.VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S = 1
+    before = metric("voiceflow_tenant_resolver_timeouts_total")
+    errors = metric("voiceflow_internal_errors_total", where="tenant_resolver")
+    try:
+        response = await post(VOICE)
+    finally:
+        SLOW_SYNC.set()
+    assert response.status_code == 200
+    assert parameters(response) == {"from_number": CALLER}, "answered, without a tenant"
+    assert metric("voiceflow_tenant_resolver_timeouts_total") == before + 1
+    [record] = [r for r in caplog.records if "TENANT_RESOLVER took" in r.getMessage()]
+    assert record.levelno == logging.WARNING and not record.exc_info
+    assert record.getMessage() == (
+        f"voiceflow VOICEFLOW_TENANT_RESOLVER took more than 1 s for callSid={CALL_SID} "
+        "(VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S); it goes on without a tenant"
+    )
+    assert resolver == "slow_sync" or SLOW_ASYNC_CANCELLED.is_set(), "an async one is cancelled"
+    assert metric("voiceflow_internal_errors_total", where="tenant_resolver") == errors
+
+
 @pytest.mark.parametrize("value", [None, ""])
 async def test_a_resolver_may_say_no_tenant_quietly(public, caplog, value):
     public.VOICEFLOW_TENANT_RESOLVER = "tests.test_voice_webhook.junk"
@@ -249,6 +296,19 @@ async def test_a_request_not_signed_over_the_public_url_is_refused(
     [refused] = [r.getMessage() for r in caplog.records if "refused webhook" in r.getMessage()]
     assert refused.startswith(f"voiceflow refused webhook {path} (403): {why}")
     assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"), [("post", VOICE, 403), ("post", AFTER, 403), ("get", VOICE, 405)]
+)
+async def test_a_refusal_is_logged_once_with_its_reason(signed, caplog, method, path, status):
+    caplog.set_level(logging.DEBUG)
+    response = await (post(path) if method == "post" else AsyncClient().get(path))
+    assert response.status_code == status
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert record.name == "voiceflow_channels" and record.levelno == logging.WARNING
+    assert record.getMessage().startswith(f"voiceflow refused webhook {path} ({status}): ")
+    assert record.status_code == status
 
 
 async def test_a_signature_over_other_form_values_is_refused(signed):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ _UNITS = (
     ("_RECONNECTS", "reconnects"),
     ("_RETRIES", "retries"),
     ("_ITEMS", "items"),
+    ("_THREADS", "threads"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (
@@ -39,6 +41,8 @@ _ZERO_ALLOWED = (
     "VOICEFLOW_RECONNECTS",
     "VOICEFLOW_MODEL_RETRIES",
 )
+# One segment of a URL path that needs no escaping (RFC 3986's unreserved characters).
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 _IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 _LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
 _DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
@@ -57,6 +61,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_allowlist_messages(),
         *_caller_id_messages(),
         *_cache_messages(),
+        *_stream_prefix_messages(),
     ]
 
 
@@ -310,5 +315,23 @@ def _cache_messages() -> list[CheckMessage]:
             hint="Point it at a cache every server process shares, e.g. "
             "django.core.cache.backends.redis.RedisCache on the layer's Redis.",
             id="voiceflow_channels.W003",
+        )
+    ]
+
+
+def _stream_prefix_messages() -> list[CheckMessage]:
+    value = conf.raw("VOICEFLOW_STREAM_PREFIX", "")
+    if isinstance(value, str):
+        segments = conf.stream_prefix().rstrip("/").split("/") if conf.stream_prefix() else []
+        if all(_PATH_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
+            return []
+    return [
+        Error(
+            f"VOICEFLOW_STREAM_PREFIX={value!r} is not a URL path prefix.",
+            hint="Set it to the path the stream is under, e.g. voice or calls/v1 (letters, "
+            "digits and ._~- between slashes): the stream is then served at "
+            "/voice/twilio/stream, and the voice webhook's TwiML names that; or unset it for "
+            "/twilio/stream.",
+            id="voiceflow_channels.E010",
         )
     ]

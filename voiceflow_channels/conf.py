@@ -46,6 +46,8 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_IDLE_TIMEOUT_S": 10,
     "VOICEFLOW_MAX_STREAMS": 1000,
     "VOICEFLOW_TOOL_TIMEOUT_S": 30,
+    "VOICEFLOW_TOOL_THREADS": 16,
+    "VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S": 2,
     "VOICEFLOW_RECONNECTS": 2,
     "VOICEFLOW_CONVERSATION_MAX_ITEMS": 200,
     "VOICEFLOW_MODEL_RETRIES": 2,
@@ -153,6 +155,13 @@ def public_url() -> str:
     return str(raw("VOICEFLOW_PUBLIC_URL", "") or "").rstrip("/")
 
 
+def stream_prefix() -> str:
+    """VOICEFLOW_STREAM_PREFIX as the start of a path: "" or e.g. "voice/" (the slashes around
+    it dropped, one put after it)."""
+    prefix = str(raw("VOICEFLOW_STREAM_PREFIX", "") or "").strip().strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
 def reconnects() -> int:
     return _int("VOICEFLOW_RECONNECTS")
 
@@ -210,6 +219,14 @@ def realtime_model() -> str:
 
 def tool_timeout_s() -> int:
     return _int("VOICEFLOW_TOOL_TIMEOUT_S")
+
+
+def tool_threads() -> int:
+    return _int("VOICEFLOW_TOOL_THREADS")
+
+
+def tenant_resolver_timeout_s() -> int:
+    return _int("VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S")
 
 
 def fallback_sound_file() -> str:

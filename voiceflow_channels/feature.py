@@ -14,7 +14,7 @@ from . import conf
 from .call_state import CallState
 from .destinations import check_destination
 from .playback import Mark, Playback, Step
-from .routing import STREAM_PATH, build_router
+from .routing import build_router, stream_path
 from .signature import compute_signature
 from .twilio_events import is_twilio_stop, parse_twilio_media, parse_twilio_start
 
@@ -105,9 +105,9 @@ async def _route_accepts(enabled: bool) -> bool:
     headers: list[tuple[bytes, bytes]] = []
     token = conf.twilio_auth_token()
     if token:
-        url = f"{conf.public_url()}/{STREAM_PATH}"
+        url = f"{conf.public_url()}{stream_path()}"
         headers.append((b"x-twilio-signature", compute_signature(token, url).encode()))
-    communicator = WebsocketCommunicator(build_router(enabled), f"/{STREAM_PATH}", headers)
+    communicator = WebsocketCommunicator(build_router(enabled), stream_path(), headers)
     connected, _ = await communicator.connect()
     await communicator.disconnect()
     return bool(connected)
@@ -118,15 +118,15 @@ def selftests() -> Result:
     flag OFF and present with it ON."""
     failures = _parsers() + _playback()
     if asyncio.run(_route_accepts(False)):
-        failures.append(f"/{STREAM_PATH} accepted a connect with the flag OFF")
+        failures.append(f"{stream_path()} accepted a connect with the flag OFF")
     if not asyncio.run(_route_accepts(True)):
-        failures.append(f"/{STREAM_PATH} refused a connect with the flag ON")
+        failures.append(f"{stream_path()} refused a connect with the flag ON")
     if failures:
         return {"ok": False, "message": "; ".join(failures)}
     return {
         "ok": True,
         "message": f"parsers ok on {len(MALFORMED)} malformed events; playback books balance; "
-        f"/{STREAM_PATH} absent with the flag OFF, present with it ON",
+        f"{stream_path()} absent with the flag OFF, present with it ON",
     }
 
 

@@ -59,6 +59,11 @@ INTERNAL_ERRORS = Counter(
     "message: those are layer failures), tenant_resolver (VOICEFLOW_TENANT_RESOLVER raised).",
     ["where"],
 )
+TENANT_RESOLVER_TIMEOUTS = Counter(
+    "voiceflow_tenant_resolver_timeouts",
+    "Voice webhooks whose VOICEFLOW_TENANT_RESOLVER took more than "
+    "VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S: answered without a tenant.",
+)
 TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, idle.", ["kind"])
 MODEL_FAILURES = Counter(
     "voiceflow_model_failures",
@@ -111,6 +116,12 @@ LATE_AUDIO = Counter(
 )
 TOOLS_RUN = Counter(
     "voiceflow_tools", "Tools the model called, by outcome: ok, failed.", ["outcome"]
+)
+TOOL_THREADS_BUSY = Gauge(
+    "voiceflow_tool_threads_busy",
+    "Threads running a sync tool now, those past VOICEFLOW_TOOL_TIMEOUT_S included (Python "
+    "cannot stop them); at most VOICEFLOW_TOOL_THREADS a process.",
+    multiprocess_mode="livesum",
 )
 RESPONSE_LATENCY = Histogram(
     "voiceflow_model_response_ms",

@@ -7,6 +7,7 @@ import asyncio
 
 from channels.layers import get_channel_layer
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
 
 from . import metrics
 from .streams import STREAMS
@@ -23,7 +24,11 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     """200 when the process takes new calls: not draining, and its channel layer answers a round
     trip; 503 saying why otherwise (a load balancer's health check)."""
     if STREAMS.draining:
-        return HttpResponse("draining\n", status=503, content_type="text/plain")
+        response = HttpResponse("draining\n", status=503, content_type="text/plain")
+        # A drain is the plan, not a fault: Django's request logger would log this 503 at ERROR
+        # (and mail ADMINS) on every probe; logged at INFO instead, by the same logger.
+        log_response("Draining: %s", request.path, response=response, request=request, level="info")
+        return response
     problem = await _layer_problem()
     if problem:
         return HttpResponse(f"channel layer: {problem}\n", status=503, content_type="text/plain")

@@ -7,6 +7,7 @@ URL when TWILIO_AUTH_TOKEN is set, a CallSid. What it refuses is logged and coun
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -18,6 +19,7 @@ from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, QueryDict
 from django.urls import reverse
+from django.utils.log import log_response
 from django.views.decorators.csrf import csrf_exempt
 
 from . import call_control, conf, twiml
@@ -28,9 +30,10 @@ from .metrics import (
     CALL_ENDS,
     CALLS_ANSWERED,
     INTERNAL_ERRORS,
+    TENANT_RESOLVER_TIMEOUTS,
     WEBHOOKS_REFUSED,
 )
-from .routing import STREAM_PATH
+from .routing import stream_path
 from .signature import is_valid_form_signature
 from .twilio_events import FROM_KEYS, TENANT_KEYS, clean_phone, clean_tenant_id, mask_phone
 
@@ -80,16 +83,27 @@ def twilio_webhook(
             return HttpResponse(await view(request, hook), content_type="text/xml")
         except Refused as refused:
             WEBHOOKS_REFUSED.labels(refused.reason).inc()
-            log.warning(
-                "voiceflow refused webhook %s (%d): %s", request.path, refused.status, refused.why
-            )
             if refused.status == 405:
-                return HttpResponseNotAllowed(["POST"], content_type="text/plain")
-            return HttpResponse(
-                f"{refused.why}\n" if refused.status != 403 else "forbidden\n",
-                status=refused.status,
-                content_type="text/plain",
+                response: HttpResponse = HttpResponseNotAllowed(["POST"], content_type="text/plain")
+            else:
+                response = HttpResponse(
+                    f"{refused.why}\n" if refused.status != 403 else "forbidden\n",
+                    status=refused.status,
+                    content_type="text/plain",
+                )
+            # Logged here, once, with the reason: Django's request logger then skips it (it
+            # would add a second line, "Forbidden: /twilio/voice", that says less).
+            log_response(
+                "voiceflow refused webhook %s (%d): %s",
+                request.path,
+                refused.status,
+                refused.why,
+                response=response,
+                request=request,
+                logger=log,
+                level="warning",
             )
+            return response
 
     return door
 
@@ -108,7 +122,7 @@ async def voice(request: HttpRequest, hook: Webhook) -> str:
     tenant = await _tenant(request, hook.call_sid)
     if tenant:
         parameters[TENANT_KEYS[0]] = tenant
-    stream_url = f"{conf.public_url()}/{STREAM_PATH}"
+    stream_url = f"{conf.public_url()}{stream_path()}"
     action_url = _public_http_url(reverse("voiceflow-voice-after"), hook.reconnect)
     CALLS_ANSWERED.inc()
     log.info(
@@ -178,17 +192,32 @@ def _ends(hook: Webhook, how: str, answer: str, said: str) -> str:
 
 async def _tenant(request: HttpRequest, call_sid: str) -> str | None:
     """The tenant VOICEFLOW_TENANT_RESOLVER gives the call, if the stream's start will keep it;
-    a resolver that raises or returns junk is logged and the call goes on without a tenant."""
+    a resolver that raises, returns junk or takes more than VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S
+    is logged and counted, and the call goes on without a tenant: Twilio gives the whole webhook
+    15 s before the caller hears an application error."""
+    timeout_s = conf.tenant_resolver_timeout_s()
+    deadline = asyncio.timeout(timeout_s)
     try:
         resolver = conf.tenant_resolver()
         if resolver is None:
             return None
-        if iscoroutinefunction(resolver):
-            value = await resolver(request)
-        else:
-            # In a thread, as Django runs sync code from async: the resolver may query the DB.
-            value = await sync_to_async(resolver)(request)
+        async with deadline:
+            if iscoroutinefunction(resolver):
+                value = await resolver(request)  # cancelled at the deadline
+            else:
+                # In a thread, as Django runs sync code from async: the resolver may query the
+                # DB. Past the deadline its thread runs on (Python cannot stop one), unawaited.
+                value = await sync_to_async(resolver)(request)
     except Exception:
+        if deadline.expired():
+            TENANT_RESOLVER_TIMEOUTS.inc()
+            log.warning(
+                "voiceflow VOICEFLOW_TENANT_RESOLVER took more than %d s for callSid=%s "
+                "(VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S); it goes on without a tenant",
+                timeout_s,
+                call_sid,
+            )
+            return None
         INTERNAL_ERRORS.labels("tenant_resolver").inc()
         log.exception(
             "voiceflow VOICEFLOW_TENANT_RESOLVER raised for callSid=%s; it goes on without a "

@@ -1,19 +1,26 @@
 """The tools of one call: the assistant's own, and the opt-in call-control ones (`end_call`,
 `transfer_call`). Run when a response ends in function calls: the call waits (the chime past its
-threshold) while they run, each bounded, and their outputs go back with one `response.create`."""
+threshold) while they run, each bounded, and their outputs go back with one `response.create`.
+Sync tools run in the process's `tool_threads()`, with Django's connection hygiene around each."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from django.db import close_old_connections
 
 from .. import conf, metrics
 from ..call_port import CallPort
 from .book import ConversationBook, FunctionCall
+from .tool_threads import ToolThreads
 from .tools import Tool, Toolbox
+
+T = TypeVar("T")
 
 log = logging.getLogger("voiceflow_channels")
 
@@ -64,6 +71,7 @@ class CallTools:
                         c.arguments,
                         timeout_s=conf.tool_timeout_s(),
                         call_sid=port.info.call_sid,
+                        executor=tool_threads(),
                     )
                     for c in work
                 )
@@ -104,6 +112,26 @@ class CallTools:
             await respond()
             return
         await output(call, "The caller is transferred once your last words are heard.")
+
+
+@functools.cache
+def tool_threads() -> ToolThreads:
+    """The process's threads for sync tools, VOICEFLOW_TOOL_THREADS of them, made on first use
+    (after any fork); `voiceflow_tool_threads_busy` counts those running."""
+    return ToolThreads(
+        conf.tool_threads(), busy=metrics.TOOL_THREADS_BUSY.set, around=with_fresh_connections
+    )
+
+
+def with_fresh_connections(call: Callable[[], T]) -> T:
+    """`call()` with Django's connection hygiene around it, as Django gives a view and Channels'
+    `database_sync_to_async` a consumer: connections past CONN_MAX_AGE, or broken, are closed
+    before (the call gets a fresh one) and after (none is left open past its age)."""
+    close_old_connections()
+    try:
+        return call()
+    finally:
+        close_old_connections()
 
 
 def end_call() -> str:
