@@ -31,6 +31,7 @@ _UNITS = (
     ("_RECONNECTS", "reconnects"),
     ("_RETRIES", "retries"),
     ("_ITEMS", "items"),
+    ("_REPROMPTS", "check-ins"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (
@@ -38,6 +39,9 @@ _ZERO_ALLOWED = (
     "VOICEFLOW_DRAIN_SECONDS",
     "VOICEFLOW_RECONNECTS",
     "VOICEFLOW_MODEL_RETRIES",
+    "VOICEFLOW_IDLE_REPROMPT_MS",
+    "VOICEFLOW_IDLE_REPROMPTS",
+    "VOICEFLOW_MAX_CALL_SECONDS",
 )
 _IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 _LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
@@ -78,8 +82,12 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _flag_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"):
-        value = conf.raw(name, False)
+    for name, default in (
+        ("VOZ_FEATURE_VOICE_FLOW_A", False),
+        ("VOZLIA_DEBUG", False),
+        ("VOICEFLOW_DTMF_TO_MODEL", True),
+    ):
+        value = conf.raw(name, default)
         if isinstance(value, bool):
             continue
         text = str(value).strip().lower()

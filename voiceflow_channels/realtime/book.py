@@ -168,12 +168,16 @@ class ConversationBook:
         return waiting
 
     def speech_started(self) -> Barge:
-        """The caller started speaking: the response being generated is cancelled (its late
-        audio will be dropped); if the model's audio plays or is queued, clear it and truncate
-        the item that plays at what was heard of it, clamped to the audio received; an item with
-        no audio yet is never truncated."""
+        """The caller started speaking: they interrupt the assistant."""
         self._stopped_at = None
         self.speaking = True
+        return self.interrupt()
+
+    def interrupt(self) -> Barge:
+        """The caller interrupts (by speech or a key): the response being generated is
+        cancelled (its late audio will be dropped); if the model's audio plays or is queued,
+        clear it and truncate the item that plays at what was heard of it, clamped to the audio
+        received; an item with no audio yet is never truncated."""
         if self.current is not None:
             self._cancel(self.current)
         if not self._queued:
