@@ -122,7 +122,8 @@ ASSISTANT_ENDINGS = Counter(
     "voiceflow_assistant_endings",
     "Calls the assistant hung up on its own, by why: idle (a silent caller, after "
     "VOICEFLOW_IDLE_REPROMPTS check-ins and a goodbye), max_call (VOICEFLOW_MAX_CALL_SECONDS, "
-    "after the goodbye), max_call_bound (no goodbye heard within 30 s of the wrap-up).",
+    "after the goodbye), max_call_bound (the goodbye was not whole within 30 s of the "
+    "wrap-up: cut, and hung up).",
     ["why"],
 )
 TOOLS_RUN = Counter(

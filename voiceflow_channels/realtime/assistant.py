@@ -136,7 +136,6 @@ class RealtimeAssistant:
             metrics.INTERNAL_ERRORS.labels("prepare").inc()
             log.exception("voiceflow prepare() raised callSid=%s; the call goes on", self._sid)
         self._tools = CallTools(Toolbox(*self.tools), self.end_call, self.transfers)
-        self._update_quiet()  # a silent caller is timed from the start
         self._spawn(self._converse())
 
     @property
@@ -180,7 +179,7 @@ class RealtimeAssistant:
         self._port = None
         self._update_quiet()
         self.line.close()
-        for task in list(self._tasks):
+        for task in self._tasks - {asyncio.current_task()}:  # not the one ending the call
             task.cancel()
         if self.link is not None:
             await self.link.close()
@@ -199,6 +198,7 @@ class RealtimeAssistant:
         port = self._port
         if port is not None and port.waiting_for == "reconnect":
             port.end_wait()
+        self._update_quiet()  # a silent caller is timed once the model can answer
 
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.line.answered()
@@ -206,7 +206,7 @@ class RealtimeAssistant:
 
     async def _interrupt(self) -> None:
         """A key interrupts as speech does; the model, which did not hear it, is told to stop."""
-        if self.book.current is not None:
+        if self.book.generating:
             await self._send({"type": "response.cancel"})
         await self._barge(self.book.interrupt())
 

@@ -95,6 +95,11 @@ class ConversationBook:
         self.speaking = False  # the caller, by the server's VAD
         self._stopped_at: float | None = None  # speech_stopped, until the answer's first audio
 
+    @property
+    def generating(self) -> bool:
+        """A response is being generated, and not cancelled yet."""
+        return self.current is not None and self.current not in self._cancelled
+
     def response_created(self, response_id: str) -> None:
         self.current = response_id
 

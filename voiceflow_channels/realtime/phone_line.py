@@ -67,6 +67,7 @@ class PhoneLine:
         )
         self._wanted: list[dict[str, Any]] = []  # responses asked for while one was in progress
         self._ending_asked = False  # the goodbye's response.create was sent
+        self._hung_up = False
         self._timer: asyncio.TimerHandle | None = None
         self._schedule()
 
@@ -161,7 +162,7 @@ class PhoneLine:
                 patience_module.WRAP_UP_BOUND_S,
             )
             if self._bound is not None:
-                await self._bound.port.clear()
+                await self._bound.interrupt()  # the goodbye stops where the caller is
             await self._hang_up("max_call_bound")
         elif action is not None:
             log.info("voiceflow callSid=%s: %s", self._sid, action.value)
@@ -171,6 +172,9 @@ class PhoneLine:
         self._schedule()
 
     async def _hang_up(self, why: str) -> None:
-        if self._bound is not None:
+        """Hang up once what is queued has been heard (once: a bound past a goodbye already
+        whole only cuts what is left of it)."""
+        if self._bound is not None and not self._hung_up:
+            self._hung_up = True
             metrics.ASSISTANT_ENDINGS.labels(why).inc()
             await self._bound.port.hangup()
