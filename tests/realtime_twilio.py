@@ -14,6 +14,7 @@ from channels.testing import WebsocketCommunicator
 
 from tests.utils import STREAM, send_all
 from voiceflow_channels.call_port import Assistant
+from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE, linear_to_mulaw
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.testing import SimulatedCall
@@ -26,9 +27,15 @@ VOICE = linear_to_mulaw(round(8000 * math.sin(2 * math.pi * 200 * i / 8000)) for
 class Twilio:
     """One call's stream, as Twilio holds it."""
 
-    def __init__(self, assistant: type[Assistant], n: int = 1) -> None:
+    def __init__(
+        self,
+        assistant: type[Assistant],
+        n: int = 1,
+        consumer: type[TwilioStreamConsumer] = TwilioStreamConsumer,
+    ) -> None:
         self.call = SimulatedCall(n=n)
-        self.ws = WebsocketCommunicator(build_router(assistant=assistant), STREAM)
+        router = build_router(consumer=consumer, assistant=assistant)
+        self.ws = WebsocketCommunicator(router, STREAM)
         self.sent: list[dict[str, Any]] = []  # everything the assistant sent, in order
         self.closed = False
 

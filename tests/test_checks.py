@@ -84,6 +84,10 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_TOOL_THREADS", 0, "threads"),
         ("VOICEFLOW_TOOL_THREADS", "many", "threads"),
         ("VOICEFLOW_TENANT_RESOLVER_TIMEOUT_S", 0, "seconds"),
+        ("VOICEFLOW_DTMF_GAP_MS", 0, "milliseconds"),
+        ("VOICEFLOW_IDLE_REPROMPT_MS", -1, "milliseconds"),
+        ("VOICEFLOW_IDLE_REPROMPTS", "twice", "check-ins"),
+        ("VOICEFLOW_MAX_CALL_SECONDS", "30m", "seconds"),
     ],
 )
 def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its_unit(
@@ -104,6 +108,9 @@ def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its
         "VOICEFLOW_DRAIN_SECONDS",
         "VOICEFLOW_RECONNECTS",
         "VOICEFLOW_MODEL_RETRIES",
+        "VOICEFLOW_IDLE_REPROMPT_MS",
+        "VOICEFLOW_IDLE_REPROMPTS",
+        "VOICEFLOW_MAX_CALL_SECONDS",
     ],
 )
 def test_zero_is_allowed_where_it_means_at_once_or_never(settings, name):
@@ -284,7 +291,9 @@ def test_flag_values(settings, value, on):
     assert conf.voz_feature_voice_flow_a() is on
 
 
-@pytest.mark.parametrize("name", ["VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"])
+@pytest.mark.parametrize(
+    "name", ["VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG", "VOICEFLOW_DTMF_TO_MODEL"]
+)
 def test_an_unrecognised_switch_word_is_one_warning_and_the_switch_is_off(settings, name):
     setattr(settings, name, "enabled")
     [warning] = check_settings()
@@ -293,7 +302,14 @@ def test_an_unrecognised_switch_word_is_one_warning_and_the_switch_is_off(settin
         warning.msg == f"{name}='enabled' is not a recognised switch value; it is treated as OFF."
     )
     assert warning.hint == f"Set {name} to 1/true/yes/on to turn it on, or 0/false/no/off."
-    assert getattr(conf, name.lower())() is False
+    assert getattr(conf, name.lower().removeprefix("voiceflow_"))() is False
+
+
+def test_keys_go_to_the_model_unless_turned_off(settings):
+    assert conf.dtmf_to_model() is True
+    settings.VOICEFLOW_DTMF_TO_MODEL = "0"
+    assert conf.dtmf_to_model() is False
+    assert ids(check_settings()) == []
 
 
 def test_each_unrecognised_switch_is_a_warning_of_its_own(settings):

@@ -81,6 +81,10 @@ class Assistant(Protocol):
         """One inbound frame, base64 as Twilio sent it (the hot path: no I/O, no await)."""
         ...
 
+    async def pressed(self, key: str) -> None:
+        """The caller pressed a key (0-9, *, #, A-D), as Twilio's `dtmf` said."""
+        ...
+
     def utterance_ended(self, key: str, played_ms: int, cleared_ms: int) -> None: ...
 
     async def quiet_moment(self) -> None:

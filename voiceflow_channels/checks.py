@@ -33,6 +33,7 @@ _UNITS = (
     ("_RETRIES", "retries"),
     ("_ITEMS", "items"),
     ("_THREADS", "threads"),
+    ("_REPROMPTS", "check-ins"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (
@@ -40,6 +41,9 @@ _ZERO_ALLOWED = (
     "VOICEFLOW_DRAIN_SECONDS",
     "VOICEFLOW_RECONNECTS",
     "VOICEFLOW_MODEL_RETRIES",
+    "VOICEFLOW_IDLE_REPROMPT_MS",
+    "VOICEFLOW_IDLE_REPROMPTS",
+    "VOICEFLOW_MAX_CALL_SECONDS",
 )
 # One segment of a URL path that needs no escaping (RFC 3986's unreserved characters).
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
@@ -83,8 +87,12 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _flag_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"):
-        value = conf.raw(name, False)
+    for name, default in (
+        ("VOZ_FEATURE_VOICE_FLOW_A", False),
+        ("VOZLIA_DEBUG", False),
+        ("VOICEFLOW_DTMF_TO_MODEL", True),
+    ):
+        value = conf.raw(name, default)
         if isinstance(value, bool):
             continue
         text = str(value).strip().lower()

@@ -51,6 +51,10 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_RECONNECTS": 2,
     "VOICEFLOW_CONVERSATION_MAX_ITEMS": 200,
     "VOICEFLOW_MODEL_RETRIES": 2,
+    "VOICEFLOW_DTMF_GAP_MS": 1500,
+    "VOICEFLOW_IDLE_REPROMPT_MS": 8000,
+    "VOICEFLOW_IDLE_REPROMPTS": 2,
+    "VOICEFLOW_MAX_CALL_SECONDS": 1800,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -85,6 +89,26 @@ def _int(name: str) -> int:
 
 def voz_feature_voice_flow_a() -> bool:
     return truthy(raw("VOZ_FEATURE_VOICE_FLOW_A", False))
+
+
+def dtmf_to_model() -> bool:
+    return truthy(raw("VOICEFLOW_DTMF_TO_MODEL", True))
+
+
+def dtmf_gap_ms() -> int:
+    return _int("VOICEFLOW_DTMF_GAP_MS")
+
+
+def idle_reprompt_ms() -> int:
+    return _int("VOICEFLOW_IDLE_REPROMPT_MS")
+
+
+def idle_reprompts() -> int:
+    return _int("VOICEFLOW_IDLE_REPROMPTS")
+
+
+def max_call_seconds() -> int:
+    return _int("VOICEFLOW_MAX_CALL_SECONDS")
 
 
 def vozlia_debug() -> bool:

@@ -276,6 +276,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.outbox.flush()
             await self._end_if_heard()
         elif kind == "dtmf":
+            if self.assistant is not None:
+                await self.assistant.pressed(call.last_dtmf or "")
             await self._hook(self.on_dtmf, call.last_dtmf)
         elif kind == "start":
             self.watchdog.watch_idle()

@@ -114,6 +114,23 @@ BARGE_INS = Counter("voiceflow_barge_ins", "Callers who spoke over the model's a
 LATE_AUDIO = Counter(
     "voiceflow_model_late_audio", "Audio deltas of interrupted responses, dropped."
 )
+DTMF_TO_MODEL = Counter(
+    "voiceflow_dtmf_to_model",
+    "Key entries (keys gathered until # or VOICEFLOW_DTMF_GAP_MS) given to the model as words.",
+)
+IDLE_REPROMPTS = Counter(
+    "voiceflow_idle_reprompts",
+    "Check-ins the model was asked for, the caller silent VOICEFLOW_IDLE_REPROMPT_MS after the "
+    "assistant's turn was heard.",
+)
+ASSISTANT_ENDINGS = Counter(
+    "voiceflow_assistant_endings",
+    "Calls the assistant hung up on its own, by why: idle (a silent caller, after "
+    "VOICEFLOW_IDLE_REPROMPTS check-ins and a goodbye), max_call (VOICEFLOW_MAX_CALL_SECONDS, "
+    "after the goodbye), max_call_bound (the goodbye was not whole within 30 s of the "
+    "wrap-up: cut, and hung up).",
+    ["why"],
+)
 TOOLS_RUN = Counter(
     "voiceflow_tools", "Tools the model called, by outcome: ok, failed.", ["outcome"]
 )

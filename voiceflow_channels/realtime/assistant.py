@@ -34,11 +34,12 @@ from pydantic import BaseModel
 from .. import conf, metrics
 from ..call_port import CallInfo, CallPort
 from ..conversation_store import ConversationRecord
-from .book import ConversationBook, Delta, FunctionCall
+from .book import Barge, ConversationBook, Delta, FunctionCall
 from .call_tools import CallTools
 from .conversation import INTERRUPTED, Conversation
 from .fallback import fallback_audio
 from .link import Frames, ModelFailure, ModelLink
+from .phone_line import Binding, PhoneLine
 from .session import TurnDetection, session_config
 from .tools import Toolbox
 
@@ -64,7 +65,7 @@ RESUMED = (
 )
 # The consumer's side of the binding: a subclass that overrode one would cut the call's wiring.
 WIRING = frozenset(
-    {"attach", "hear", "utterance_ended", "quiet_moment", "detach", "summary", "quiet"}
+    {"attach", "hear", "pressed", "utterance_ended", "quiet_moment", "detach", "summary", "quiet"}
 )
 
 
@@ -124,6 +125,9 @@ class RealtimeAssistant:
         self._last_error = ""  # the last error the model sent, if a close follows it
         self._quiet = asyncio.Event()
         self.book = ConversationBook(port.heard_ms, asyncio.get_running_loop().time)
+        self.line = PhoneLine(
+            Binding(port, self._interrupt, self._tell, self._send, self._responding, self._spawn)
+        )
         self.conversation = Conversation(conf.conversation_max_items())
         self._record = ConversationRecord(self._sid)
         try:
@@ -157,6 +161,10 @@ class RealtimeAssistant:
         """One frame of the caller's audio, base64 as Twilio sent it: queued for the model."""
         self.frames.put(payload_b64)
 
+    async def pressed(self, key: str) -> None:
+        """The caller pressed a key: gathered for the model (VOICEFLOW_DTMF_TO_MODEL)."""
+        await self.line.pressed(key)
+
     def utterance_ended(self, key: str, played_ms: int, cleared_ms: int) -> None:
         """An utterance is over, `played_ms` of it heard and `cleared_ms` cut: the book follows
         what plays, and the conversation keeps the words that were heard."""
@@ -170,7 +178,8 @@ class RealtimeAssistant:
         is let go (nothing keeps the ended call alive)."""
         self._port = None
         self._update_quiet()
-        for task in list(self._tasks):
+        self.line.close()
+        for task in self._tasks - {asyncio.current_task()}:  # not the one ending the call
             task.cancel()
         if self.link is not None:
             await self.link.close()
@@ -179,7 +188,9 @@ class RealtimeAssistant:
 
     def summary(self) -> str:
         """The assistant's fields for the call's summary line."""
-        return f"{self.book.summary()} model_audio_dropped={self.frames.dropped}"
+        return (
+            f"{self.book.summary()} model_audio_dropped={self.frames.dropped} {self.line.summary()}"
+        )
 
     # The model's events (see HANDLERS).
 
@@ -187,9 +198,20 @@ class RealtimeAssistant:
         port = self._port
         if port is not None and port.waiting_for == "reconnect":
             port.end_wait()
+        self._update_quiet()  # a silent caller is timed once the model can answer
 
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
-        barge = self.book.speech_started()
+        self.line.answered()
+        await self._barge(self.book.speech_started())
+
+    async def _interrupt(self) -> None:
+        """A key interrupts as speech does; the model, which did not hear it, is told to stop."""
+        if self.book.generating:
+            await self._send({"type": "response.cancel"})
+        await self._barge(self.book.interrupt())
+
+    async def _barge(self, barge: Barge) -> None:
+        """Clear what plays and truncate its item at what was heard, as `barge` says."""
         port = self._port
         if not barge.clear or port is None:
             return
@@ -270,6 +292,7 @@ class RealtimeAssistant:
         if self.book.response_done(response.id or "", response.status or "", calls):
             self._running.update(c.call_id for c in calls)
             self._spawn(self._run_tools(calls))
+        await self.line.response_done(response.status == "completed")
         if calls:
             self._save()
         self._update_quiet()
@@ -439,6 +462,19 @@ class RealtimeAssistant:
         item = {"id": item_id, "type": "function_call_output", "call_id": call.call_id}
         await self._send({"type": "conversation.item.create", "item": item | {"output": output}})
 
+    def _responding(self) -> bool:
+        return self.book.current is not None
+
+    async def _tell(self, words: str) -> None:
+        """The caller's words as text (their keys): one user item, kept in the conversation."""
+        item_id = _new_id()
+        self.conversation.added(item_id, "user")
+        if self.conversation.user_said(item_id, words):
+            self._save()
+        content = [{"type": "input_text", "text": words}]
+        item = {"id": item_id, "type": "message", "role": "user", "content": content}
+        await self._send({"type": "conversation.item.create", "item": item})
+
     async def _respond(self) -> None:
         await self._send({"type": "response.create"})
 
@@ -476,6 +512,7 @@ class RealtimeAssistant:
             self._record.save(self.conversation.saved())
 
     def _update_quiet(self) -> None:
+        self.line.quiet(self.quiet)
         if self.quiet:
             self._quiet.set()
         else:
@@ -505,6 +542,7 @@ class RealtimeAssistant:
         metrics.BARGE_INS.inc(figures.barge_ins)
         metrics.LATE_AUDIO.inc(figures.late_audio)
         metrics.CONVERSATION_ITEMS_DROPPED.inc(self.conversation.dropped)
+        self.line.publish()
         metrics.TOOLS_RUN.labels("ok").inc(figures.tools_run - figures.tools_failed)
         metrics.TOOLS_RUN.labels("failed").inc(figures.tools_failed)
         for ms in figures.response_ms:

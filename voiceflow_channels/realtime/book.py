@@ -95,6 +95,11 @@ class ConversationBook:
         self.speaking = False  # the caller, by the server's VAD
         self._stopped_at: float | None = None  # speech_stopped, until the answer's first audio
 
+    @property
+    def generating(self) -> bool:
+        """A response is being generated, and not cancelled yet."""
+        return self.current is not None and self.current not in self._cancelled
+
     def response_created(self, response_id: str) -> None:
         self.current = response_id
 
@@ -168,12 +173,16 @@ class ConversationBook:
         return waiting
 
     def speech_started(self) -> Barge:
-        """The caller started speaking: the response being generated is cancelled (its late
-        audio will be dropped); if the model's audio plays or is queued, clear it and truncate
-        the item that plays at what was heard of it, clamped to the audio received; an item with
-        no audio yet is never truncated."""
+        """The caller started speaking: they interrupt the assistant."""
         self._stopped_at = None
         self.speaking = True
+        return self.interrupt()
+
+    def interrupt(self) -> Barge:
+        """The caller interrupts (by speech or a key): the response being generated is
+        cancelled (its late audio will be dropped); if the model's audio plays or is queued,
+        clear it and truncate the item that plays at what was heard of it, clamped to the audio
+        received; an item with no audio yet is never truncated."""
         if self.current is not None:
             self._cancel(self.current)
         if not self._queued:

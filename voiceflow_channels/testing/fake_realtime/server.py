@@ -124,6 +124,19 @@ class FakeRealtime:
         return sum(c.response_creates for c in self.connections)
 
     @property
+    def response_instructions(self) -> list[str | None]:
+        """The instructions of each response.create accepted (None: the session's)."""
+        return [text for c in self.connections for text in c.response_instructions]
+
+    @property
+    def user_texts(self) -> list[str]:
+        return [text for c in self.connections for text in c.user_texts]
+
+    @property
+    def cancels(self) -> int:
+        return sum(c.cancels for c in self.connections)
+
+    @property
     def speech_started_ms(self) -> list[int]:
         return [ms for c in self.connections for ms in c.speech_started_ms]
 

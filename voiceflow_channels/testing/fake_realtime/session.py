@@ -31,6 +31,7 @@ from openai.types.realtime import (
     InputAudioBufferSpeechStoppedEvent,
     RealtimeErrorEvent,
     ResponseCancelEvent,
+    ResponseCreateEvent,
     SessionCreatedEvent,
     SessionUpdatedEvent,
     SessionUpdateEvent,
@@ -78,6 +79,8 @@ class FakeConnection:
         self.truncates: list[Truncate] = []
         self.function_outputs: list[FunctionOutput] = []
         self.response_creates = 0
+        self.response_instructions: list[str | None] = []  # each accepted response.create's
+        self.cancels = 0  # response.cancel events received
         self.errors_sent: list[dict[str, Any]] = []
         self.speech_started_ms: list[int] = []
         self.speech_stopped_ms: list[int] = []
@@ -298,7 +301,18 @@ class FakeConnection:
             audio_end_ms=event.audio_end_ms,
         )
 
-    async def response_create(self, _event: BaseModel) -> None:
+    @property
+    def user_texts(self) -> list[str]:
+        """The text of each user message the client created (typed words, keypad entries)."""
+        return [
+            part["text"]
+            for item in self.created_items
+            if item["type"] == "message" and item.get("role") == "user"
+            for part in item.get("content") or ()
+            if part.get("type") == "input_text"
+        ]
+
+    async def response_create(self, event: ResponseCreateEvent) -> None:
         self.response_creates += 1
         active = self.responder.active
         if active is not None:
@@ -308,9 +322,11 @@ class FakeConnection:
                 "until the response is finished before creating a new one.",
             )
             return
+        self.response_instructions.append(event.response.instructions if event.response else None)
         await self.responder.start()
 
     async def response_cancel(self, event: ResponseCancelEvent) -> None:
+        self.cancels += 1
         active = self.responder.active
         if active is None or event.response_id not in (None, active.id):
             await self.error(
