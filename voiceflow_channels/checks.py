@@ -38,6 +38,7 @@ _ZERO_ALLOWED = (
     "VOICEFLOW_DRAIN_SECONDS",
     "VOICEFLOW_RECONNECTS",
     "VOICEFLOW_MODEL_RETRIES",
+    "VOICEFLOW_MIN_BARGE_IN_MS",
 )
 _IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 _LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"

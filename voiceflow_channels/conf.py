@@ -49,6 +49,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_RECONNECTS": 2,
     "VOICEFLOW_CONVERSATION_MAX_ITEMS": 200,
     "VOICEFLOW_MODEL_RETRIES": 2,
+    "VOICEFLOW_MIN_BARGE_IN_MS": 400,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -198,6 +199,10 @@ def conversation_max_items() -> int:
 
 def model_retries() -> int:
     return _int("VOICEFLOW_MODEL_RETRIES")
+
+
+def min_barge_in_ms() -> int:
+    return _int("VOICEFLOW_MIN_BARGE_IN_MS")
 
 
 def limits() -> Limits:

@@ -167,13 +167,15 @@ class ConversationBook:
         waiting, self.tools_waiting = self.tools_waiting, False
         return waiting
 
-    def speech_started(self) -> Barge:
+    def speech_started(self, interrupt: bool = True) -> Barge:
         """The caller started speaking: the response being generated is cancelled (its late
         audio will be dropped); if the model's audio plays or is queued, clear it and truncate
         the item that plays at what was heard of it, clamped to the audio received; an item with
-        no audio yet is never truncated."""
+        no audio yet is never truncated. Without `interrupt` the assistant talks on."""
         self._stopped_at = None
         self.speaking = True
+        if not interrupt:
+            return Barge(clear=False)
         if self.current is not None:
             self._cancel(self.current)
         if not self._queued:
