@@ -149,6 +149,7 @@ class RealtimeAssistant:
         self._failed_in_a_row = 0  # responses that failed since the last one that completed
         self._asked: dict[str, Any] | None = None  # the last response.create, until created
         self._requests: dict[str, dict[str, Any]] = {}  # response id -> the create that asked
+        self._unanswered: dict[str, Any] | None = None  # asked again by the next session
         self._quiet = asyncio.Event()
         self.book = ConversationBook(port.heard_ms, asyncio.get_running_loop().time)
         self.conversation = Conversation(conf.conversation_max_items())
@@ -340,6 +341,7 @@ class RealtimeAssistant:
         self._failed_in_a_row += 1
         if self._failed_in_a_row > 1:
             kind = "rate_limit" if code in RATE_LIMIT_ERRORS else "response_failed"
+            self._unanswered = request or {"type": "response.create"}
             raise ModelFailure(kind, f"a response failed again ({said})")
         log.warning(
             "voiceflow model response failed callSid=%s (%s); asking again", self._sid, said
@@ -422,6 +424,9 @@ class RealtimeAssistant:
         self.link = await ModelLink.open(self._model(), self._session(), self.frames)
         await self._replay(how, since)
         await self._greet_when_ready()
+        if self._unanswered is not None:  # the caller is owed the answer that failed
+            request, self._unanswered = self._unanswered, None
+            await self._send(request)
         async for event in self.link.events():
             await self._dispatch(event)
 
@@ -606,6 +611,7 @@ class RealtimeAssistant:
         figures = self.book.figures
         metrics.MODEL_TURNS.inc(figures.turns)
         metrics.BARGE_INS.inc(figures.barge_ins)
+        metrics.FALSE_BARGE_INS.inc(self.blips.count)
         metrics.LATE_AUDIO.inc(figures.late_audio)
         metrics.CONVERSATION_ITEMS_DROPPED.inc(self.conversation.dropped)
         metrics.TOOLS_RUN.labels("ok").inc(figures.tools_run - figures.tools_failed)
