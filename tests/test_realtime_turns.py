@@ -174,3 +174,19 @@ def test_without_transcripts_the_length_alone_decides():
     blips.speech_stopped("item_2", 5000 + 300 + 400 + 600)
     blips.speech_stopped("item_3", 9000)  # a turn that stopped nothing
     assert blips.count == 1
+
+
+class Misprepared(RealtimeAssistant):
+    async def prepare(self, call: Any) -> None:
+        self.noise_reduction = "loud"
+
+
+async def test_a_prepare_that_sets_a_bad_value_is_logged_and_the_class_s_apply(fake, caplog):
+    before = metric("voiceflow_internal_errors_total", where="prepare")
+    twilio = Twilio(Misprepared)
+    await twilio.start()
+    await fake.wait_for(lambda: bool(fake.sessions), "the session.update")
+    assert fake.sessions[0]["audio"]["input"]["noise_reduction"] == {"type": "near_field"}
+    assert metric("voiceflow_internal_errors_total", where="prepare") == before + 1
+    assert "noise_reduction = 'loud' is not allowed" in caplog.text
+    await twilio.hang_up()
