@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.servers import Redis
 from tests.utils import Assistant, RecordingConsumer
+from voiceflow_channels.testing.fake_realtime import FakeRealtime, Script
 
 
 @pytest.fixture
@@ -68,3 +70,13 @@ def assistant(flag_on):
     Assistant.started = asyncio.Queue()
     flag_on.VOICE_WAIT_SOUND_TRIGGER_MS = "60000"
     return Assistant
+
+
+@pytest.fixture
+async def fake(flag_on, monkeypatch, caplog) -> AsyncIterator[FakeRealtime]:
+    """The fake Realtime server, where the SDK looks for OpenAI (the env), unpaced."""
+    caplog.set_level(logging.INFO, logger="voiceflow_channels")
+    async with FakeRealtime(script=Script(speed=None)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        yield server

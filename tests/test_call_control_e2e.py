@@ -88,9 +88,7 @@ async def test_a_call_drained_past_its_deadline_is_redirected_to_another_process
         # Twilio reaches the live process for the webhook, the action and the redirect, as a
         # load balancer would; the first stream is on the process that is about to drain.
         playing = asyncio.create_task(
-            callsim.run(
-                draining.url, 1, 4.0, True, first=31, record=tmp_path, twilio=twilio(live)
-            )
+            callsim.run(draining.url, 1, 4.0, True, first=31, record=tmp_path, twilio=twilio(live))
         )
         await asyncio.to_thread(draining.wait_for, "voiceflow start callSid=")
         draining.proc.send_signal(signal.SIGTERM)

@@ -80,6 +80,7 @@ def test_a_deployment_with_the_flag_a_token_and_its_url_raises_nothing(settings)
         ("VOICEFLOW_RECONNECTS", -1, "reconnects"),
         ("VOICEFLOW_RECONNECTS", "twice", "reconnects"),
         ("VOICEFLOW_MODEL_RETRIES", -1, "retries"),
+        ("VOICEFLOW_MIN_BARGE_IN_MS", "short", "milliseconds"),
         ("VOICEFLOW_CONVERSATION_MAX_ITEMS", 0, "items"),
         ("VOICEFLOW_TOOL_THREADS", 0, "threads"),
         ("VOICEFLOW_TOOL_THREADS", "many", "threads"),
@@ -111,6 +112,7 @@ def test_a_bad_integer_setting_is_one_error_naming_the_setting_the_value_and_its
         "VOICEFLOW_IDLE_REPROMPT_MS",
         "VOICEFLOW_IDLE_REPROMPTS",
         "VOICEFLOW_MAX_CALL_SECONDS",
+        "VOICEFLOW_MIN_BARGE_IN_MS",
     ],
 )
 def test_zero_is_allowed_where_it_means_at_once_or_never(settings, name):

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import weakref
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import pytest
@@ -22,19 +20,10 @@ from voiceflow_channels.mulaw import BYTES_PER_MS
 from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.realtime import link as link_module
 from voiceflow_channels.realtime.fallback import synthesize_fallback
-from voiceflow_channels.testing.fake_realtime import FakeRealtime, FunctionCall, Reply, Script
+from voiceflow_channels.testing.fake_realtime import FunctionCall, Reply, Script
 from voiceflow_channels.testing.fake_realtime.script import tone
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
-
-
-@pytest.fixture
-async def fake(flag_on, monkeypatch, caplog) -> AsyncIterator[FakeRealtime]:
-    caplog.set_level(logging.INFO, logger="voiceflow_channels")
-    async with FakeRealtime(script=Script(speed=None)) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        yield server
 
 
 def ended(message: dict) -> bool:

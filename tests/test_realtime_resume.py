@@ -7,8 +7,6 @@ history, a cache that fails, and the drain's hand-over at a quiet moment."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,21 +17,12 @@ from voiceflow_channels.conversation_store import ConversationRecord
 from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.realtime.conversation import INTERRUPTED
 from voiceflow_channels.streams import STREAMS
-from voiceflow_channels.testing.fake_realtime import FakeRealtime, Reply, Script
+from voiceflow_channels.testing.fake_realtime import Reply, Script
 from voiceflow_channels.testing.simulated_call import sid
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 ANSWER = "Your order ships on Friday, by the morning post."
-
-
-@pytest.fixture
-async def fake(flag_on, monkeypatch, caplog) -> AsyncIterator[FakeRealtime]:
-    caplog.set_level(logging.INFO, logger="voiceflow_channels")
-    async with FakeRealtime(script=Script(speed=None)) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        yield server
 
 
 class Shop(RealtimeAssistant):

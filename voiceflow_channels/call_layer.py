@@ -13,6 +13,7 @@ from typing import Any
 
 from . import metrics
 from .layer_messages import LayerMessage, parse_layer_message
+from .tasks import spawn
 from .wait import group_name
 
 log = logging.getLogger("voiceflow_channels")
@@ -63,7 +64,7 @@ class CallLayer:
                 exc,
             )
             return False
-        self._task = asyncio.create_task(self._pump())
+        self._task = spawn(self._pump())
         return True
 
     async def leave(self) -> None:

@@ -44,6 +44,7 @@ _ZERO_ALLOWED = (
     "VOICEFLOW_IDLE_REPROMPT_MS",
     "VOICEFLOW_IDLE_REPROMPTS",
     "VOICEFLOW_MAX_CALL_SECONDS",
+    "VOICEFLOW_MIN_BARGE_IN_MS",
 )
 # One segment of a URL path that needs no escaping (RFC 3986's unreserved characters).
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")

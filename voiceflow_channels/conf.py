@@ -55,6 +55,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_IDLE_REPROMPT_MS": 8000,
     "VOICEFLOW_IDLE_REPROMPTS": 2,
     "VOICEFLOW_MAX_CALL_SECONDS": 1800,
+    "VOICEFLOW_MIN_BARGE_IN_MS": 400,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -231,6 +232,10 @@ def conversation_max_items() -> int:
 
 def model_retries() -> int:
     return _int("VOICEFLOW_MODEL_RETRIES")
+
+
+def min_barge_in_ms() -> int:
+    return _int("VOICEFLOW_MIN_BARGE_IN_MS")
 
 
 def limits() -> Limits:

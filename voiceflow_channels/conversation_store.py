@@ -14,6 +14,7 @@ from django.core.cache import caches
 
 from . import conf, metrics
 from .call_control import TTL_SECONDS
+from .tasks import spawn
 from .wait import group_name
 
 log = logging.getLogger("voiceflow_channels")
@@ -46,7 +47,7 @@ class ConversationRecord:
     def save(self, entries: list[dict[str, Any]]) -> None:
         self._pending = entries
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
+            self._writer = spawn(self._write())
 
     async def flushed(self) -> None:
         if self._writer is not None:

@@ -56,7 +56,8 @@ HOOK_ERRORS = Counter("voiceflow_hook_errors", "Consumer hooks that raised.")
 INTERNAL_ERRORS = Counter(
     "voiceflow_internal_errors",
     "Exceptions caught so that a call goes on, by where: layer_handler (a bug, never a bad "
-    "message: those are layer failures), tenant_resolver (VOICEFLOW_TENANT_RESOLVER raised).",
+    "message: those are layer failures), tenant_resolver (VOICEFLOW_TENANT_RESOLVER raised), "
+    "prepare, on_transcript, realtime_handler, and a task's name for a task that raised.",
     ["where"],
 )
 TENANT_RESOLVER_TIMEOUTS = Counter(
@@ -68,7 +69,9 @@ TIMEOUTS = Counter("voiceflow_timeouts", "Streams closed by a timeout: start, id
 MODEL_FAILURES = Counter(
     "voiceflow_model_failures",
     "Model sessions that failed, by kind: connect, refused, session_cap, closed, "
-    "session_error, rate_limit (a session_cap reconnects once; the rest fall back).",
+    "session_error, rate_limit, response_failed (two responses in a row), bad_message (not "
+    "JSON, or not an event), internal (a bug of ours ended the session). A refused key and a "
+    "rate limit fall back at once; the rest reopen the session (VOICEFLOW_MODEL_RETRIES).",
     ["kind"],
 )
 MODEL_ERRORS = Counter(
@@ -76,6 +79,18 @@ MODEL_ERRORS = Counter(
     "Error events from the model that the call survived, by code (the barge-in race's "
     "conversation_already_has_active_response and response_cancel_not_active among them).",
     ["code"],
+)
+RESPONSES_FAILED = Counter(
+    "voiceflow_model_responses_failed",
+    "Responses the model ended with status failed, by status_details.error code "
+    "(rate_limit_exceeded, server_error...): asked again once, then a model failure.",
+    ["code"],
+)
+RESPONSES_INCOMPLETE = Counter(
+    "voiceflow_model_responses_incomplete",
+    "Responses the model ended with status incomplete, by reason (content_filter, "
+    "max_output_tokens): the call goes on.",
+    ["reason"],
 )
 MODEL_EVENTS_UNKNOWN = Counter(
     "voiceflow_model_events_unknown",
@@ -111,6 +126,10 @@ CALLS_HANDED_OVER = Counter(
 )
 MODEL_TURNS = Counter("voiceflow_model_turns", "Model responses that spoke to a caller.")
 BARGE_INS = Counter("voiceflow_barge_ins", "Callers who spoke over the model's audio.")
+FALSE_BARGE_INS = Counter(
+    "voiceflow_false_barge_ins",
+    "Barge-ins that were blips: speech shorter than VOICEFLOW_MIN_BARGE_IN_MS, with no words.",
+)
 LATE_AUDIO = Counter(
     "voiceflow_model_late_audio", "Audio deltas of interrupted responses, dropped."
 )

@@ -20,6 +20,7 @@ from . import metrics
 from .call_state import CallState
 from .mulaw import BYTES_PER_MS
 from .playback import Clear, Mark, Media, Outbound, Step, Utterance
+from .tasks import spawn
 from .twilio_events import clear_message, mark_message, media_message
 
 log = logging.getLogger("voiceflow_channels")
@@ -133,7 +134,7 @@ class Outbox:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in a task that `close` cancels if it is still running."""
-        task = asyncio.create_task(work)
+        task = spawn(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -34,6 +34,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from . import conf, metrics
 from .startup import freeze_startup_objects
 from .streams import STREAMS
+from .tasks import spawn
 
 log = logging.getLogger("voiceflow_channels")
 
@@ -67,7 +68,7 @@ class Drain:
             len(STREAMS.live),
             conf.drain_seconds(),
         )
-        self._task = asyncio.ensure_future(self._drain_then_stop())
+        self._task = spawn(self._drain_then_stop())
 
     async def _drain_then_stop(self) -> None:
         closed = await STREAMS.drain(

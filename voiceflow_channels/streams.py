@@ -8,8 +8,10 @@ taking streams, lets the live ones end on their own, and closes what is left at 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from .tasks import spawn
 
 
 class Streams:
@@ -40,14 +42,14 @@ class Streams:
         self,
         seconds: float,
         close: Callable[[Any], Awaitable[None]],
-        hand_over: Callable[[Any], Awaitable[None]] | None = None,
+        hand_over: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     ) -> int:
         """Stop taking streams; `hand_over` each live one (it may end it at a moment of its
         choosing); wait up to `seconds` for them to end; then `close` each one left. Returns
         how many had to be closed."""
         self.draining = True
         self._empty = asyncio.Event()
-        handing = [asyncio.ensure_future(hand_over(s)) for s in self.live] if hand_over else []
+        handing = [spawn(hand_over(s), "hand_over") for s in self.live] if hand_over else []
         if self.live:
             try:
                 async with asyncio.timeout(seconds):

@@ -21,6 +21,7 @@ from openai.types.realtime import (
     InputAudioBufferSpeechStartedEvent,
     InputAudioBufferSpeechStoppedEvent,
     RealtimeErrorEvent,
+    RealtimeResponse,
     RealtimeServerEvent,
     ResponseAudioDeltaEvent,
     ResponseAudioDoneEvent,
@@ -34,13 +35,15 @@ from pydantic import BaseModel
 from .. import conf, metrics
 from ..call_port import CallInfo, CallPort
 from ..conversation_store import ConversationRecord
+from ..tasks import spawn
+from .blips import FalseBargeIns
 from .book import Barge, ConversationBook, Delta, FunctionCall
 from .call_tools import CallTools
 from .conversation import INTERRUPTED, Conversation
 from .fallback import fallback_audio
 from .link import Frames, ModelFailure, ModelLink
 from .phone_line import Binding, PhoneLine
-from .session import TurnDetection, session_config
+from .session import InputSettings, input_settings, session_config
 from .tools import Toolbox
 
 log = logging.getLogger("voiceflow_channels")
@@ -55,7 +58,20 @@ SESSION_EXPIRED = "session_expired"
 RATE_LIMIT_ERRORS = frozenset({"rate_limit_exceeded", "insufficient_quota"})
 # Model sessions that ended mid-call and are worth reopening with the history; a refused key
 # or a rate limit is not (the fallback answers those).
-RETRYABLE = frozenset({"closed", "session_cap", "session_error", "connect"})
+RETRYABLE = frozenset(
+    {
+        "closed",
+        "session_cap",
+        "session_error",
+        "connect",
+        "response_failed",
+        "bad_message",
+        "internal",
+    }
+)
+# A response that fails is asked for again once, after this pause; the next one failing too
+# ends the session (a model failure).
+RESPONSE_RETRY_S = 0.5
 # The history a new session is given, at most: ~6,000 words, a long call's worth, a quarter of
 # the smallest Realtime context (32k, gpt-realtime) so instructions, tools and audio fit.
 REPLAY_MAX_TOKENS = 8000
@@ -81,7 +97,11 @@ class RealtimeAssistant:
     instructions: str = "You are a helpful assistant on a phone call. Keep it short."
     voice: str = "marin"
     model: str | None = None  # None: VOICEFLOW_REALTIME_MODEL
-    turn_detection: TurnDetection = "server_vad"
+    # The caller's side of the line (README, "Real phone lines"): checked when the class is
+    # defined against the SDK's types.
+    noise_reduction: str | None = "near_field"  # "far_field" (speakerphones), None: off
+    turn_detection: str | Mapping[str, Any] = "server_vad"  # or semantic_vad, or a dict
+    interrupt_response: bool = True  # the caller's speech stops the assistant
     greeting: str | None = None  # what the assistant says first, as an instruction
     tools: Sequence[Callable[..., Any]] = ()
     end_call: bool = False  # offer the model an end_call tool (hang up after goodbye)
@@ -101,6 +121,10 @@ class RealtimeAssistant:
                 "not a hook. Set the call up in `async def prepare(self, call)` and follow it in "
                 "`on_transcript`."
             )
+        try:
+            input_settings(cls.noise_reduction, cls.turn_detection, cls.interrupt_response)
+        except ValueError as exc:
+            raise TypeError(f"{cls.__name__}.{exc}") from None
 
     async def prepare(self, call: CallInfo) -> None:
         """The call started: set this call's `instructions`, `voice`, `greeting`, `tools`... from
@@ -123,6 +147,10 @@ class RealtimeAssistant:
         self.link: ModelLink | None = None
         self._failed = False
         self._last_error = ""  # the last error the model sent, if a close follows it
+        self._failed_in_a_row = 0  # responses that failed since the last one that completed
+        self._asked: dict[str, Any] | None = None  # the last response.create, until created
+        self._requests: dict[str, dict[str, Any]] = {}  # response id -> the create that asked
+        self._unanswered: dict[str, Any] | None = None  # asked again by the next session
         self._quiet = asyncio.Event()
         self.book = ConversationBook(port.heard_ms, asyncio.get_running_loop().time)
         self.line = PhoneLine(
@@ -135,6 +163,13 @@ class RealtimeAssistant:
         except Exception:
             metrics.INTERNAL_ERRORS.labels("prepare").inc()
             log.exception("voiceflow prepare() raised callSid=%s; the call goes on", self._sid)
+        self._input = self._input_settings()
+        self.blips = FalseBargeIns(
+            conf.min_barge_in_ms(),
+            self._input.padding_ms,
+            self._input.silence_ms,
+            transcribed=bool(self.transcription_model),
+        )
         self._tools = CallTools(Toolbox(*self.tools), self.end_call, self.transfers)
         self._spawn(self._converse())
 
@@ -189,7 +224,8 @@ class RealtimeAssistant:
     def summary(self) -> str:
         """The assistant's fields for the call's summary line."""
         return (
-            f"{self.book.summary()} model_audio_dropped={self.frames.dropped} {self.line.summary()}"
+            f"{self.book.summary()} false_barge_ins={self.blips.count} "
+            f"model_audio_dropped={self.frames.dropped} {self.line.summary()}"
         )
 
     # The model's events (see HANDLERS).
@@ -202,7 +238,10 @@ class RealtimeAssistant:
 
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.line.answered()
-        await self._barge(self.book.speech_started())
+        barge = self.book.speech_started(interrupt=self.interrupt_response)
+        if barge.clear and self._port is not None:
+            self.blips.barged_in(event.item_id, event.audio_start_ms)
+        await self._barge(barge)
 
     async def _interrupt(self) -> None:
         """A key interrupts as speech does; the model, which did not hear it, is told to stop."""
@@ -228,6 +267,7 @@ class RealtimeAssistant:
 
     async def _speech_stopped(self, event: InputAudioBufferSpeechStoppedEvent) -> None:
         self.book.speech_stopped()
+        self.blips.speech_stopped(event.item_id, event.audio_end_ms)
         self._update_quiet()
 
     async def _item_added(self, event: ConversationItemAdded) -> None:
@@ -242,6 +282,8 @@ class RealtimeAssistant:
     async def _response_created(self, event: ResponseCreatedEvent) -> None:
         if event.response.id is not None:
             self.book.response_created(event.response.id)
+            if self._asked is not None:
+                self._requests[event.response.id], self._asked = self._asked, None
             self._update_quiet()
 
     async def _audio_delta(self, event: ResponseAudioDeltaEvent) -> None:
@@ -275,6 +317,7 @@ class RealtimeAssistant:
     async def _user_transcript(
         self, event: ConversationItemInputAudioTranscriptionCompletedEvent
     ) -> None:
+        self.blips.transcribed(event.item_id, event.transcript)
         if self.conversation.user_said(event.item_id, event.transcript):
             self._save()
         await self._transcript("user", event.transcript)
@@ -296,6 +339,41 @@ class RealtimeAssistant:
         if calls:
             self._save()
         self._update_quiet()
+        request = self._requests.pop(response.id or "", None)
+        if response.status == "completed":
+            self._failed_in_a_row = 0
+        elif response.status == "failed":
+            self._response_failed(response, request)
+        elif response.status == "incomplete":
+            reason = (response.status_details and response.status_details.reason) or "unknown"
+            metrics.RESPONSES_INCOMPLETE.labels(reason).inc()
+            log.warning(
+                "voiceflow model response incomplete callSid=%s: %s; the call goes on",
+                self._sid,
+                reason,
+            )
+
+    def _response_failed(self, response: RealtimeResponse, request: dict[str, Any] | None) -> None:
+        """A failed response is asked for again once, after a short pause, as it was asked
+        (the server's VAD asked: a plain response.create); a second in a row is a model failure:
+        the session is reopened with the conversation, or the fallback plays."""
+        error = response.status_details.error if response.status_details else None
+        code = (error and (error.code or error.type)) or "unknown"
+        said = f"{code}: {error.message if error else 'no details'}"
+        metrics.RESPONSES_FAILED.labels(code).inc()
+        self._failed_in_a_row += 1
+        if self._failed_in_a_row > 1:
+            kind = "rate_limit" if code in RATE_LIMIT_ERRORS else "response_failed"
+            self._unanswered = request or {"type": "response.create"}
+            raise ModelFailure(kind, f"a response failed again ({said})")
+        log.warning(
+            "voiceflow model response failed callSid=%s (%s); asking again", self._sid, said
+        )
+        self._spawn(self._ask_again(request or {"type": "response.create"}))
+
+    async def _ask_again(self, request: dict[str, Any]) -> None:
+        await asyncio.sleep(RESPONSE_RETRY_S)
+        await self._send(request)
 
     async def _error(self, event: RealtimeErrorEvent) -> None:
         error = event.error
@@ -331,36 +409,49 @@ class RealtimeAssistant:
         retries = conf.model_retries()
         while self._port is not None:
             try:
-                self.link = await ModelLink.open(self._model(), self._session(), self.frames)
-                await self._replay(how, since)
-                await self._greet_when_ready()
-                async for event in self.link.events():
-                    await self._dispatch(event)
-            except ModelFailure as failure:
-                if self._port is None:
-                    return  # the call ended, and closed the session itself
-                await self._close_open(None)  # no more of their audio will come
-                if failure.kind == "closed" and self._last_error:  # the error ended it
-                    failure = ModelFailure("session_error", f"{self._last_error}; {failure.reason}")
-                self._last_error = ""
-                metrics.MODEL_FAILURES.labels(failure.kind).inc()
-                if self.link is not None:
-                    await self.link.close()
-                    self.link = None
-                if failure.kind in RETRYABLE and (failure.kind == "session_cap" or retries > 0):
-                    retries -= failure.kind != "session_cap"
-                    log.info(
-                        "voiceflow model callSid=%s: %s; reopening the session with the "
-                        "conversation (%d retries left)",
-                        self._sid,
-                        failure,
-                        retries,
-                    )
-                    self._port.start_wait("reconnect")
-                    how, since = "model", loop.time()
-                    continue
-                await self._fall_back(failure)
-                return
+                await self._session_once(how, since)
+            except ModelFailure as exc:
+                failure = exc
+            except Exception as exc:  # a bug of ours, or a shape of failure not met before
+                log.exception("voiceflow model session callSid=%s ended unexpectedly", self._sid)
+                failure = ModelFailure("internal", f"{type(exc).__name__}: {exc}")
+            if self._port is None:
+                return  # the call ended, and closed the session itself
+            await self._close_open(None)  # no more of their audio will come
+            if failure.kind == "closed" and self._last_error:  # the error ended it
+                failure = ModelFailure("session_error", f"{self._last_error}; {failure.reason}")
+            self._last_error = ""
+            metrics.MODEL_FAILURES.labels(failure.kind).inc()
+            if self.link is not None:
+                await self.link.close()
+                self.link = None
+            if failure.kind in RETRYABLE and (failure.kind == "session_cap" or retries > 0):
+                retries -= failure.kind != "session_cap"
+                log.info(
+                    "voiceflow model callSid=%s: %s; reopening the session with the "
+                    "conversation (%d retries left)",
+                    self._sid,
+                    failure,
+                    retries,
+                )
+                self._port.start_wait("reconnect")
+                how, since = "model", loop.time()
+                continue
+            await self._fall_back(failure)
+            return
+
+    async def _session_once(self, how: str, since: float) -> None:
+        """One model session, until it fails (a ModelFailure, or anything else)."""
+        self._failed_in_a_row, self._asked = 0, None
+        self._requests.clear()
+        self.link = await ModelLink.open(self._model(), self._session(), self.frames)
+        await self._replay(how, since)
+        await self._greet_when_ready()
+        if self._unanswered is not None:  # the caller is owed the answer that failed
+            request, self._unanswered = self._unanswered, None
+            await self._send(request)
+        async for event in self.link.events():
+            await self._dispatch(event)
 
     def _resume_saved(self, saved: object) -> None:
         if not saved:
@@ -480,6 +571,8 @@ class RealtimeAssistant:
 
     async def _send(self, event: dict[str, Any]) -> None:
         if self.link is not None:
+            if event["type"] == "response.create":
+                self._asked = event  # asked again as it was, if its response fails
             await self.link.send(event)
 
     async def _close_open(self, response_id: str | None) -> None:
@@ -519,9 +612,24 @@ class RealtimeAssistant:
             self._quiet.clear()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+        task = spawn(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _input_settings(self) -> InputSettings:
+        """This call's input settings: a `prepare` may have changed them; a value the class would
+        refuse is logged and counted, and the class's are used."""
+        try:
+            return input_settings(
+                self.noise_reduction, self.turn_detection, self.interrupt_response
+            )
+        except ValueError as exc:
+            metrics.INTERNAL_ERRORS.labels("prepare").inc()
+            log.error("voiceflow prepare() set %s callSid=%s; the class's apply", exc, self._sid)
+            cls = type(self)
+            self.noise_reduction, self.turn_detection = cls.noise_reduction, cls.turn_detection
+            self.interrupt_response = cls.interrupt_response
+            return input_settings(cls.noise_reduction, cls.turn_detection, cls.interrupt_response)
 
     def _model(self) -> str:
         return self.model or conf.realtime_model()
@@ -531,7 +639,7 @@ class RealtimeAssistant:
             model=self._model(),
             instructions=self.instructions + (RESUMED if self.conversation else ""),
             voice=self.voice,
-            turn_detection=self.turn_detection,
+            audio_input=self._input,
             tools=self._tools.definitions(),
             transcription_model=self.transcription_model,
         )
@@ -540,6 +648,7 @@ class RealtimeAssistant:
         figures = self.book.figures
         metrics.MODEL_TURNS.inc(figures.turns)
         metrics.BARGE_INS.inc(figures.barge_ins)
+        metrics.FALSE_BARGE_INS.inc(self.blips.count)
         metrics.LATE_AUDIO.inc(figures.late_audio)
         metrics.CONVERSATION_ITEMS_DROPPED.inc(self.conversation.dropped)
         self.line.publish()

@@ -172,10 +172,13 @@ class ConversationBook:
         waiting, self.tools_waiting = self.tools_waiting, False
         return waiting
 
-    def speech_started(self) -> Barge:
-        """The caller started speaking: they interrupt the assistant."""
+    def speech_started(self, interrupt: bool = True) -> Barge:
+        """The caller started speaking: they interrupt the assistant, unless `interrupt` is off
+        (then the assistant talks on)."""
         self._stopped_at = None
         self.speaking = True
+        if not interrupt:
+            return Barge(clear=False)
         return self.interrupt()
 
     def interrupt(self) -> Barge:

@@ -18,6 +18,8 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import RealtimeServerEvent, ResponseAudioDeltaEvent
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from ..tasks import spawn
+
 log = logging.getLogger("voiceflow_channels")
 
 CONNECT_TIMEOUT_S = 5.0
@@ -40,16 +42,25 @@ def _client(api_key: str | None, base_url: str | None) -> AsyncOpenAI:
 
 def _parse(data: bytes, connection: AsyncRealtimeConnection) -> RealtimeServerEvent:
     """The event, typed by the SDK's own models. Audio deltas, most of what comes, are built
-    straight as their model (the SDK's union parse costs ~40 us an event to find the type)."""
-    event = orjson.loads(data)
-    if isinstance(event, dict) and event.get("type") == AUDIO_DELTA:
+    straight as their model (the SDK's union parse costs ~40 us an event to find the type). A
+    message that is not JSON, or not an object with a `type`, is a ModelFailure (bad_message):
+    the session can no longer be trusted to be in step."""
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ModelFailure("bad_message", f"a message that is not JSON ({exc})") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        what = "an object with no type" if isinstance(event, dict) else type(event).__name__
+        raise ModelFailure("bad_message", f"a message that is not an event (JSON {what})")
+    if event["type"] == AUDIO_DELTA:
         return ResponseAudioDeltaEvent.model_construct(**event)
     return connection.parse_event(data)
 
 
 class ModelFailure(Exception):
     """The model cannot go on: `kind` is the metric's label (connect, refused, session_cap,
-    closed, session_error, rate_limit), `reason` what the log says (never the key)."""
+    closed, session_error, rate_limit, response_failed, bad_message, internal), `reason` what
+    the log says (never the key)."""
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(f"{kind}: {reason}")
@@ -80,7 +91,7 @@ class ModelLink:
 
     def __init__(self, connection: AsyncRealtimeConnection, frames: Frames) -> None:
         self.connection = connection
-        self._sender = asyncio.create_task(self._send_frames(frames))
+        self._sender = spawn(self._send_frames(frames))
 
     @classmethod
     async def open(cls, model: str, session: dict[str, Any], frames: Frames) -> ModelLink:

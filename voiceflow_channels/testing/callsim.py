@@ -28,6 +28,7 @@ from websockets.uri import parse_uri
 from ..chime import write_wav
 from ..mulaw import FRAME_MS, MULAW_SILENCE, SAMPLE_RATE
 from ..signature import compute_signature
+from ..tasks import spawn
 from .frames import Batch, batches, write_frames
 from .listener import Listener
 from .pacer import Pacer
@@ -225,7 +226,7 @@ async def run(
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     reporter = _report(progress, t0, on_progress, progress_every) if on_progress else None
-    reporter_task = asyncio.create_task(reporter) if reporter else None
+    reporter_task = spawn(reporter) if reporter else None
     try:
         sockets = await asyncio.gather(
             *(_open(url, gate, progress, twilio, connect) for connect in answers)

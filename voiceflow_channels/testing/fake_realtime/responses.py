@@ -40,6 +40,13 @@ from .script import FunctionCall, Reply, audio_bytes, chunks
 if TYPE_CHECKING:
     from .session import FakeConnection
 
+# How OpenAI words a failed response's error, for the codes a script is likely to use.
+FAILURE_TYPES = {"rate_limit_exceeded": "tokens", "insufficient_quota": "insufficient_quota"}
+FAILURE_MESSAGES = {
+    "rate_limit_exceeded": "Rate limit reached on tokens per min (TPM). Please try again in 20ms.",
+    "server_error": "The server had an error while processing your request. Sorry about that!",
+}
+
 
 @dataclass
 class ResponseRecord:
@@ -48,7 +55,7 @@ class ResponseRecord:
     id: str
     number: int
     reply: Reply
-    status: str = "in_progress"  # then "completed" or "cancelled"
+    status: str = "in_progress"  # then "completed", "cancelled", "failed" or "incomplete"
     cancel_reason: str | None = None  # "turn_detected" or "client_cancelled"
     items: list[Item] = field(default_factory=list)
     started: bool = False  # `response.created` sent
@@ -133,15 +140,18 @@ class Responder:
                 ],
             )
         reply, index = response.reply, 0
-        if reply.audio_ms > 0:
-            await self._speak(response, index)
-            index += 1
-        for call in reply.function_calls:
-            if response.cancel_reason is not None:
-                break
-            await self._call(response, index, call)
-            index += 1
-        response.status = "completed" if response.cancel_reason is None else "cancelled"
+        if reply.failed is not None and connection.script.fails(connection.number):
+            response.status = "failed"
+        else:
+            if reply.audio_ms > 0:
+                await self._speak(response, index)
+                index += 1
+            for call in reply.function_calls if reply.incomplete is None else ():
+                if response.cancel_reason is not None:
+                    break
+                await self._call(response, index, call)
+                index += 1
+            response.status = self._ended(response)
         await connection.send(
             ResponseDoneEvent, type="response.done", response=self._response(response)
         )
@@ -152,6 +162,13 @@ class Responder:
         connection.fake.changed()
         if response.cancel_reason is not None:
             await self._late_deltas(response)
+
+    @staticmethod
+    def _ended(response: ResponseRecord) -> str:
+        """How a response that ran ends: cancelled, incomplete (scripted), or completed."""
+        if response.cancel_reason is not None:
+            return "cancelled"
+        return "completed" if response.reply.incomplete is None else "incomplete"
 
     async def _speak(self, response: ResponseRecord, index: int) -> None:
         """One assistant audio item: its deltas, paced, until done or cancelled."""
@@ -258,7 +275,7 @@ class Responder:
     async def _finish(
         self, response: ResponseRecord, item: Item, index: int, fields: dict[str, Any]
     ) -> None:
-        status = "completed" if response.cancel_reason is None else "incomplete"
+        status = "completed" if self._ended(response) == "completed" else "incomplete"
         item.fields = {**item.fields, **fields, "status": status}
         await self.connection.send(
             ResponseOutputItemDoneEvent,
@@ -327,6 +344,14 @@ class Responder:
             "output_modalities": session["output_modalities"],
             "audio": {"output": {k: session["audio"]["output"][k] for k in ("format", "voice")}},
         }
-        if response.cancel_reason is not None and response.status == "cancelled":
+        reply = response.reply
+        if response.status == "cancelled":
             fields["status_details"] = {"type": "cancelled", "reason": response.cancel_reason}
+        elif response.status == "incomplete":
+            fields["status_details"] = {"type": "incomplete", "reason": reply.incomplete}
+        elif response.status == "failed":
+            code = reply.failed or "server_error"
+            error = {"type": FAILURE_TYPES.get(code, "server_error"), "code": code}
+            error["message"] = FAILURE_MESSAGES.get(code, f"The response failed ({code}).")
+            fields["status_details"] = {"type": "failed", "error": error}
         return fields

@@ -29,11 +29,16 @@ class FunctionCall:
 @dataclass(frozen=True)
 class Reply:
     """One response: `audio_ms` of speech (0 for none) with its transcript, then the function
-    calls, if any (one response can hold a spoken preamble and a call)."""
+    calls, if any (one response can hold a spoken preamble and a call). `failed` (an error code:
+    rate_limit_exceeded, server_error...) ends it at once with status failed, on the
+    connections that fail (`Script.fail_connections`); `incomplete` (content_filter,
+    max_output_tokens) ends it after its audio with status incomplete, its calls left out."""
 
     audio_ms: int = 1200
     transcript: str = "Hello! How can I help you today?"
     function_calls: tuple[FunctionCall, ...] = ()
+    failed: str | None = None
+    incomplete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,10 @@ class Script:
     refuse_keys: frozenset[str] = frozenset()  # these API keys get HTTP 401 at the handshake
     hang_handshake: bool = False  # accept TCP, never answer the upgrade
     fail_after_s: float | None = None  # send a session-ending server_error, close 1011
-    fail_connections: frozenset[int] | None = None  # which connections (1, 2...) fail; None: all
+    # Which connections (1, 2...) fail (fail_after_s, malformed_after_s, Reply.failed); None: all.
+    fail_connections: frozenset[int] | None = None
+    malformed_after_s: float | None = None  # send `malformed_message` once, the session goes on
+    malformed_message: str = '{"type": "response.output_audio.delta", "delta": '  # not JSON
     session_cap_s: float | None = None  # OpenAI's 60-minute cap, scaled: close 1001
     rate_limits_updated: bool = True  # `rate_limits.updated` after each `response.created`
     rate_limited_responses: frozenset[int] = frozenset()  # these numbers get rate_limit_exceeded
@@ -77,6 +85,10 @@ class Script:
         if not self.caller_transcripts:
             return f"Caller turn {turn}."
         return self.caller_transcripts[(turn - 1) % len(self.caller_transcripts)]
+
+    def fails(self, connection: int) -> bool:
+        """Whether the scripted failures happen on connection `connection` (1-based)."""
+        return self.fail_connections is None or connection in self.fail_connections
 
     def reply(self, number: int) -> Reply:
         """What response `number` (0-based, per session) says."""

@@ -82,6 +82,7 @@ class FakeConnection:
         self.response_instructions: list[str | None] = []  # each accepted response.create's
         self.cancels = 0  # response.cancel events received
         self.errors_sent: list[dict[str, Any]] = []
+        self.malformed_sent = 0  # messages sent that are not events (Script.malformed_after_s)
         self.speech_started_ms: list[int] = []
         self.speech_stopped_ms: list[int] = []
         self.items: dict[str, Item] = {}
@@ -121,6 +122,8 @@ class FakeConnection:
             pass
         finally:
             deadlines.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deadlines  # observed: a failure in it fails the fake
             await self.responder.stop()
             self._closed()
 
@@ -409,30 +412,39 @@ class FakeConnection:
             )
 
     async def _deadlines(self) -> None:
-        """The scripted ends of a session: a server error, or the session cap."""
+        """The scripted moments of a session, in time order: a malformed message (the session
+        goes on), a server error or the session cap (it ends)."""
         script = self.script
-        ends = []
-        failing = script.fail_connections is None or self.number in script.fail_connections
+        moments = []
+        failing = script.fails(self.number)
+        if script.malformed_after_s is not None and failing:
+            moments.append((script.malformed_after_s, "malformed"))
         if script.fail_after_s is not None and failing:
-            ends.append((script.fail_after_s, "fail"))
+            moments.append((script.fail_after_s, "fail"))
         if script.session_cap_s is not None:
-            ends.append((script.session_cap_s, "cap"))
-        if not ends:
-            return
-        after_s, end = min(ends)
-        await asyncio.sleep(after_s)
+            moments.append((script.session_cap_s, "cap"))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         expired = "Your session hit the maximum duration of 60 minutes."
         with contextlib.suppress(ConnectionClosed):  # the client left first
-            if end == "fail":
-                await self.error(
-                    "server_error",
-                    "The server had an error while processing your request. Sorry about that!",
-                    kind="server_error",
-                )
-                await self.close(1011, "server_error")
-            else:
-                await self.error("session_expired", expired)
-                await self.close(1001, expired)
+            for after_s, moment in sorted(moments):
+                await asyncio.sleep(max(0.0, started + after_s - loop.time()))
+                if moment == "malformed":
+                    await self.ws.send(script.malformed_message)
+                    self.malformed_sent += 1
+                    self.fake.changed()
+                elif moment == "fail":
+                    await self.error(
+                        "server_error",
+                        "The server had an error while processing your request. Sorry about that!",
+                        kind="server_error",
+                    )
+                    await self.close(1011, "server_error")
+                    return
+                else:
+                    await self.error("session_expired", expired)
+                    await self.close(1001, expired)
+                    return
 
     @property
     def _turn_detection(self) -> dict[str, Any] | None:
