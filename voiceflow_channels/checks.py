@@ -31,6 +31,7 @@ _UNITS = (
     ("_RECONNECTS", "reconnects"),
     ("_RETRIES", "retries"),
     ("_ITEMS", "items"),
+    ("_DAYS", "days"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (
@@ -57,6 +58,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_allowlist_messages(),
         *_caller_id_messages(),
         *_cache_messages(),
+        *_record_messages(),
     ]
 
 
@@ -78,7 +80,7 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _flag_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG"):
+    for name in ("VOZ_FEATURE_VOICE_FLOW_A", "VOZLIA_DEBUG", *conf.RECORD_SWITCHES):
         value = conf.raw(name, False)
         if isinstance(value, bool):
             continue
@@ -310,5 +312,31 @@ def _cache_messages() -> list[CheckMessage]:
             hint="Point it at a cache every server process shares, e.g. "
             "django.core.cache.backends.redis.RedisCache on the layer's Redis.",
             id="voiceflow_channels.W003",
+        )
+    ]
+
+
+def _record_messages() -> list[CheckMessage]:
+    if not conf.call_records():
+        kept = [name for name in list(conf.RECORD_SWITCHES)[1:] if conf.switch(name)]
+        return [
+            Warning(
+                f"{name} is on but VOICEFLOW_CALL_RECORDS is off: no call is recorded, so "
+                "nothing is kept.",
+                hint=f"Turn VOICEFLOW_CALL_RECORDS on to keep call records, or turn {name} off.",
+                id="voiceflow_channels.W005",
+            )
+            for name in kept
+        ]
+    engine = settings.DATABASES.get("default", {}).get("ENGINE", "django.db.backends.dummy")
+    if engine != "django.db.backends.dummy":
+        return []
+    return [
+        Warning(
+            "VOICEFLOW_CALL_RECORDS is on but DATABASES has no 'default' database: every "
+            "call's record fails to be written (logged and counted).",
+            hint="Configure DATABASES and run `manage.py migrate`, or set "
+            "VOICEFLOW_CALL_RECORDS=0.",
+            id="voiceflow_channels.W006",
         )
     ]

@@ -49,6 +49,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_RECONNECTS": 2,
     "VOICEFLOW_CONVERSATION_MAX_ITEMS": 200,
     "VOICEFLOW_MODEL_RETRIES": 2,
+    "VOICEFLOW_RECORDS_RETENTION_DAYS": 30,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -198,6 +199,40 @@ def conversation_max_items() -> int:
 
 def model_retries() -> int:
     return _int("VOICEFLOW_MODEL_RETRIES")
+
+
+# Switches of the call records, each with its default (README, "What happened on that call?").
+RECORD_SWITCHES: dict[str, bool] = {
+    "VOICEFLOW_CALL_RECORDS": True,
+    "VOICEFLOW_RECORD_TRANSCRIPTS": False,
+    "VOICEFLOW_RECORD_AUDIO": False,
+    "VOICEFLOW_RECORD_CALLER_NUMBER": False,
+}
+
+
+def switch(name: str) -> bool:
+    """A record switch (RECORD_SWITCHES) as set, else its default."""
+    return truthy(raw(name, RECORD_SWITCHES[name]))
+
+
+def call_records() -> bool:
+    return switch("VOICEFLOW_CALL_RECORDS")
+
+
+def record_transcripts() -> bool:
+    return switch("VOICEFLOW_RECORD_TRANSCRIPTS")
+
+
+def record_audio() -> bool:
+    return switch("VOICEFLOW_RECORD_AUDIO")
+
+
+def record_caller_number() -> bool:
+    return switch("VOICEFLOW_RECORD_CALLER_NUMBER")
+
+
+def records_retention_days() -> int:
+    return _int("VOICEFLOW_RECORDS_RETENTION_DAYS")
 
 
 def limits() -> Limits:
