@@ -103,10 +103,9 @@ class Timeline:
 
     def played(self, label: str, played_ms: int, cleared_ms: int, *, chime: bool) -> None:
         """An utterance is over: it played `played_ms` up to now, then `cleared_ms` was cut."""
-        now = self.now_ms()
-        at = max(now - played_ms, 0)
+        at = max(self.now_ms() - played_ms, 0)
         kind: Kind = "chime" if chime else "utterance"
-        self.add(kind, at_ms=at, ms=now - at, cut_ms=cleared_ms, label=label)
+        self.add(kind, at_ms=at, ms=played_ms, cut_ms=cleared_ms, label=label)
 
     def tools_ran(self, names: str, since_ms: int, *, failed: bool) -> None:
         self.add("tool", at_ms=since_ms, ms=self.now_ms() - since_ms, label=names, failed=failed)
