@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.core.files.storage import default_storage
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from tests.realtime_twilio import Twilio
+from tests.servers import Postgres
 from tests.utils import (
     MS,
     STREAM,
@@ -285,3 +288,26 @@ def test_default_storage_is_what_keeps_audio(settings, tmp_path):
     [name] = record.audio_files
     assert (tmp_path / name).read_bytes() == b"RIFFdata"
     assert default_storage.exists(name)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("VOICEFLOW_TEST_POSTGRES_DIR"),
+    reason="needs the PostgreSQL server test_records_postgres.py starts, to stop it",
+)
+def test_a_postgresql_server_that_goes_down_and_comes_back(assistant):
+    """Last in the file: the outage cuts the connections the tests before it hold."""
+    server = Postgres.running_at(
+        os.environ["DATABASE_URL"], os.environ["VOICEFLOW_TEST_POSTGRES_DIR"]
+    )
+    failed = metric("voiceflow_call_records_failed_total")
+    server.stop(remove=False)
+    try:
+        async_to_sync(a_call)(assistant, SimulatedCall(n=15))  # ends as it would
+    finally:
+        server.start()
+    assert metric("voiceflow_call_records_failed_total") == failed + 1
+    connection.close()  # the test's own connection went down with the server
+    assistant.started = asyncio.Queue()  # the next call runs on a new event loop
+    async_to_sync(a_call)(assistant, SimulatedCall(n=16))
+    assert CallRecord.objects.filter(call_sid=sid("CA", 16)).exists()
+    assert connection.vendor == "postgresql"
