@@ -6,10 +6,12 @@ the picture parsed. Run on SQLite here and on a real PostgreSQL server by test_r
 
 from __future__ import annotations
 
+import array
 import asyncio
 import logging
 import os
 import re
+import wave
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -32,9 +34,11 @@ from tests.utils import (
     take,
 )
 from voiceflow_channels.models import CallRecord
+from voiceflow_channels.mulaw import FRAME_BYTES, mulaw_to_linear
 from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.records import writer
 from voiceflow_channels.records.finished import FinishedLeg
+from voiceflow_channels.records.tape import Tape
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.testing import SimulatedCall
 from voiceflow_channels.testing.fake_realtime import FakeRealtime, Reply, Script
@@ -44,7 +48,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-async def a_call(assistant, call: SimulatedCall) -> None:
+async def a_call(assistant, call: SimulatedCall, caller_frames: int = 0) -> None:
     """One stream through the real router: a second of speech played, 100 ms of it heard, then
     cleared (a barge-in), then Twilio's stop."""
     from channels.testing import WebsocketCommunicator
@@ -53,6 +57,7 @@ async def a_call(assistant, call: SimulatedCall) -> None:
     assert (await ws.connect())[0]
     await send_all(ws, [call.connected(), call.start()])
     consumer = await assistant.started.get()
+    await send_all(ws, [call.media() for _ in range(caller_frames)])
     await consumer.play(b"\x10" * 1000 * MS, "speech")
     names = mark_names(await take(ws, 6))
     await ws.send_to(text_data=call.mark(names[0]))
@@ -180,7 +185,7 @@ async def test_an_assistants_call_keeps_its_words_when_asked(fake, settings):
     assert said and len(said) < len(answer.transcript), "the words as heard: cut at the barge-in"
 
 
-def _leg(call_sid: str, stream_sid: str, *, days_ago: int = 0, audio: bytes | None = None):
+def _leg(call_sid: str, stream_sid: str, *, days_ago: int = 0, tape: Tape | None = None):
     start = datetime.now(UTC) - timedelta(days=days_ago, seconds=10)
     events = [
         {"kind": "speech", "at_ms": 500, "ms": 1500},
@@ -201,13 +206,13 @@ def _leg(call_sid: str, stream_sid: str, *, days_ago: int = 0, audio: bytes | No
         {"turns": 2, "barge_ins": 1, "played_ms": 2400},
         events,
         transcript=[{"role": "user", "text": "When do you <b>open</b>?"}],
-        audio=audio,
+        tape=tape,
     )
 
 
 def test_prune_deletes_old_records_and_their_audio_dry_run_first(settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
-    writer.save_leg(_leg(sid("CA", 8), sid("MZ", 8), days_ago=31, audio=b"RIFF-old"))
+    writer.save_leg(_leg(sid("CA", 8), sid("MZ", 8), days_ago=31, tape=Tape()))
     writer.save_leg(_leg(sid("CA", 9), sid("MZ", 9), days_ago=1))
     [old_audio] = CallRecord.objects.get(call_sid=sid("CA", 8)).audio_files
     assert default_storage.exists(old_audio)
@@ -268,12 +273,12 @@ def test_the_admin_lists_searches_and_shows_a_call_read_only(admin_client, setti
 
 def test_the_audio_player_plays_the_kept_recording(admin_client, settings, tmp_path):
     settings.MEDIA_ROOT = str(tmp_path)
-    record = writer.save_leg(_leg(sid("CA", 12), sid("MZ", 12), audio=b"RIFF"))
+    record = writer.save_leg(_leg(sid("CA", 12), sid("MZ", 12), tape=Tape()))
     page = admin_client.get(f"{CHANGELIST}{record.pk}/change/").content.decode()
     [name] = record.audio_files
     assert f'<audio controls preload="none" src="/media/{name}">' in page
-    with default_storage.open(name) as kept:
-        assert kept.read() == b"RIFF"
+    with default_storage.open(name) as kept, wave.open(kept) as wav:
+        assert wav.getnchannels() == 2
 
 
 def test_an_anonymous_visitor_sees_no_records(client):
@@ -282,12 +287,26 @@ def test_an_anonymous_visitor_sees_no_records(client):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_default_storage_is_what_keeps_audio(settings, tmp_path):
+async def test_the_calls_audio_is_kept_as_a_stereo_wav_only_when_asked(
+    assistant, settings, tmp_path
+):
     settings.MEDIA_ROOT = str(tmp_path)
-    record = writer.save_leg(_leg(sid("CA", 14), sid("MZ", 14), audio=b"RIFFdata"))
+    call = SimulatedCall(n=14, audio=bytes([0x10]) * FRAME_BYTES)  # a loud caller
+    await a_call(assistant, call, caller_frames=50)
+    record = await CallRecord.objects.aget(call_sid=sid("CA", 14))
+    assert record.audio_files == []
+    settings.VOICEFLOW_RECORD_AUDIO = "1"
+    call = SimulatedCall(n=15, audio=bytes([0x10]) * FRAME_BYTES)
+    await a_call(assistant, call, caller_frames=50)
+    record = await CallRecord.objects.aget(call_sid=sid("CA", 15))
     [name] = record.audio_files
-    assert (tmp_path / name).read_bytes() == b"RIFFdata"
-    assert default_storage.exists(name)
+    with wave.open(str(tmp_path / name)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
+        samples = array.array("h", wav.readframes(wav.getnframes()))
+    caller, heard = samples[0::2], samples[1::2]
+    loud = mulaw_to_linear(bytes([0x10]))[0]
+    assert list(caller[: 50 * FRAME_BYTES]) == [loud] * (50 * FRAME_BYTES), "what they said"
+    assert heard.count(loud) < 1000 * MS, "not the part the clear cut (test_records_picture)"
 
 
 @pytest.mark.skipif(

@@ -4,12 +4,18 @@ events."""
 
 from __future__ import annotations
 
+import array
+import io
+import wave
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from voiceflow_channels.mulaw import BYTES_PER_MS, MULAW_SILENCE, mulaw_to_linear
+from voiceflow_channels.playback import Clear, Mark, Media
 from voiceflow_channels.records.finished import figures_of
 from voiceflow_channels.records.picture import draw
+from voiceflow_channels.records.tape import Tape
 from voiceflow_channels.records.timeline import Event, Timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -151,3 +157,33 @@ def test_the_summary_lines_figures_as_numbers_without_the_identity():
         "turns": 1,
         "response_ms_p50": 420,
     }
+
+
+def test_the_tape_lays_what_was_heard_where_it_played_and_a_clear_cuts_the_rest():
+    clock = Clock()
+    tape = Tape(clock, max_ms=3000)
+    speech, more = b"\x10" * 1000 * BYTES_PER_MS, b"\x20" * 200 * BYTES_PER_MS
+    tape.record([Media(speech), Mark("a")])  # sent at once, plays for a second
+    clock.now += 0.1
+    tape.record([Clear()])  # 100 ms of it heard
+    assert bytes(tape.heard) == speech[: 100 * BYTES_PER_MS]
+    clock.now += 0.4
+    tape.record([Media(more), Media(more)])  # the second plays after the first
+    gap = bytes([MULAW_SILENCE]) * 400 * BYTES_PER_MS
+    assert bytes(tape.heard) == speech[: 100 * BYTES_PER_MS] + gap + more + more
+    for _ in range(200):
+        tape.said(b"\x30" * 160)  # 4 s of the caller: kept up to the bound
+    assert len(tape.caller) == 3000 * BYTES_PER_MS
+    tape.record([Media(speech * 3)])
+    assert len(tape.heard) == 3000 * BYTES_PER_MS
+
+
+def test_the_tapes_wav_is_stereo_the_caller_left():
+    tape = Tape(Clock())
+    tape.said(b"\x10" * 160)
+    tape.record([Media(b"\x20" * 80)])
+    with wave.open(io.BytesIO(tape.wav())) as wav:
+        assert (wav.getnchannels(), wav.getnframes()) == (2, 160)
+        samples = array.array("h", wav.readframes(160))
+    assert samples[0] == mulaw_to_linear(b"\x10")[0] and samples[1] == mulaw_to_linear(b"\x20")[0]
+    assert samples[-1] == mulaw_to_linear(bytes([MULAW_SILENCE]))[0], "the shorter one padded"

@@ -48,6 +48,7 @@ from .outbox import Outbox
 from .playback import Playback, Utterance
 from .records import writer
 from .records.finished import FinishedLeg, figures_of
+from .records.tape import Tape
 from .records.timeline import Timeline
 from .streams import STREAMS
 from .twilio_events import StreamStart, mask_phone
@@ -241,6 +242,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         self.watchdog = Watchdog(self.call, self._time_out)
         self.timeline = Timeline(loop.time)  # the call record's events (records/)
         self.began = datetime.now(UTC)
+        if conf.call_records() and conf.record_audio():
+            self.outbox.tape = Tape(loop.time)
         refusal = signature_refusal(self.scope)
         if refusal:
             self._finished = True
@@ -273,6 +276,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         call = self.call
         kind = call.drop("binary") if text_data is None else call.receive_text(text_data)
         if kind == "media":
+            if self.outbox.tape is not None:
+                self.outbox.tape.said(call.audio)
             if self.assistant is not None:
                 self.assistant.hear(call.audio_b64)
             if self._hears:
@@ -503,6 +508,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             timeline.saved(),
             timeline.dropped,
             transcript,
+            self.outbox.tape,
         )
 
     def _time_out(self, kind: str, why: str) -> None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .tape import Tape
+
 # The summary line's fields that say who the call is, not what happened on it.
 IDENTITY = frozenset({"callSid", "streamSid", "tenant", "from"})
 # How a leg ended (the consumer's words) -> what the record says.
@@ -49,7 +51,7 @@ class FinishedLeg:
     events: list[dict[str, Any]]
     dropped_events: int = 0
     transcript: list[dict[str, str]] = field(default_factory=list)
-    audio: bytes | None = None  # a stereo WAV: the caller left, what they heard right
+    tape: Tape | None = None  # the leg's audio (VOICEFLOW_RECORD_AUDIO): a WAV off the loop
 
     @property
     def ending(self) -> str:

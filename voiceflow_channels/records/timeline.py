@@ -72,7 +72,7 @@ class Timeline:
         self._speech_since: int | None = None
 
     def now_ms(self) -> int:
-        return max(int((self._clock() - self._start) * 1000), 0)
+        return max(round((self._clock() - self._start) * 1000), 0)
 
     def add(
         self,

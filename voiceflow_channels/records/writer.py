@@ -68,9 +68,9 @@ def save_leg(leg: FinishedLeg) -> CallRecord:
     """Add `leg` to its call's record (created by its first leg); a leg already there (the same
     stream) is replaced, so writing one twice changes nothing."""
     entry = leg.leg()
-    if leg.audio is not None:
+    if leg.tape is not None:
         name = f"voiceflow/calls/{leg.started_at:%Y/%m/%d}/{leg.call_sid}-{leg.stream_sid}.wav"
-        entry["audio"] = default_storage.save(name, ContentFile(leg.audio))
+        entry["audio"] = default_storage.save(name, ContentFile(leg.tape.wav()))
     for attempt in range(2):
         try:
             with transaction.atomic():
