@@ -1,5 +1,5 @@
 """The example project's database from one URL (DATABASE_URL): `sqlite:///path` (relative to
-the checkout) or `postgres://user:password@host:port/name` (the `postgres` extra brings the
+the checkout; `sqlite:////path` absolute) or `postgres://user:password@host:port/name` (the `postgres` extra brings the
 driver, psycopg)."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def database(url: str, base: Path) -> dict[str, str]:
             "or postgres://user:password@host:5432/name"
         )
     if parts.scheme == "sqlite":
-        return {"ENGINE": engine, "NAME": str(base / unquote(parts.path.lstrip("/")))}
+        # sqlite:///db.sqlite3 is relative to `base`; sqlite:////srv/db.sqlite3 is absolute.
+        return {"ENGINE": engine, "NAME": str(base / unquote(parts.path[1:]))}
     return {
         "ENGINE": engine,
         "NAME": unquote(parts.path.lstrip("/")),

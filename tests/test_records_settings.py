@@ -78,6 +78,7 @@ def test_database_url_sqlite_in_the_checkout_and_postgres():
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": "/srv/app/db.sqlite3",
     }
+    assert database("sqlite:////var/lib/calls.sqlite3", base)["NAME"] == "/var/lib/calls.sqlite3"
     assert database("postgres://app:p%40ss@db.internal:6543/calls", base) == {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "calls",
