@@ -1,6 +1,6 @@
 """The example project's database from one URL (DATABASE_URL): `sqlite:///path` (relative to
-the checkout; `sqlite:////path` absolute) or `postgres://user:password@host:port/name` (the `postgres` extra brings the
-driver, psycopg)."""
+the checkout; `sqlite:////path` absolute) or `postgres://user:password@host:port/name` (the
+`postgres` extra brings the driver, psycopg)."""
 
 from __future__ import annotations
 

@@ -483,9 +483,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             said = "disconnect without stop" if how == "disconnect" else how
             figures = self.assistant.summary() if self.assistant is not None else ""
             extra = " ".join(filter(None, (self.summary_fields(), figures)))
-            log.info("voiceflow call ended (%s) %s%s", said, call.summary(), extra and f" {extra}")
+            line = call.summary() + (extra and f" {extra}")
+            log.info("voiceflow call ended (%s) %s", said, line)
             if conf.call_records():
-                writer.write_soon(self._finished_leg(how, f"{call.summary()} {extra}"))
+                writer.write_soon(self._finished_leg(how, line))
 
     def _finished_leg(self, how: str, summary: str) -> FinishedLeg:
         """This leg of the call for its record (records/): written after the call, off the
@@ -494,8 +495,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         timeline.end(how)
         caller = call.from_number
         assistant = self.assistant
-        words = assistant is not None and conf.record_transcripts()
-        transcript = assistant.transcript() if assistant is not None and words else []
+        transcript = []
+        if assistant is not None and conf.record_transcripts():
+            transcript = assistant.transcript()
         return FinishedLeg(
             call.call_sid or "",
             call.stream_sid or "",
