@@ -1,5 +1,6 @@
-# One command each: `make run` (the example server, flag on) and `make test`. The install takes
-# the test extra and the bench extra (the benchmark's peers), so the benchmark's smoke tests run.
+# One command each: `make run` (the example server, flag on, its database migrated first) and
+# `make test`. The install takes the test extra and the bench extra (the benchmark's peers), so
+# the benchmark's smoke tests run.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,6 +18,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: install
+	$(BIN)/python manage.py migrate --no-input
 	VOZ_FEATURE_VOICE_FLOW_A=1 $(BIN)/python -m example_project -b $(HOST) -p $(PORT)
 
 test: install

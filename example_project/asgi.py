@@ -7,9 +7,12 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
-django_http = get_asgi_application()  # sets Django up before the router is imported
+# Sets Django up before the router is imported; the admin's CSS and JS served from the apps
+# themselves, as runserver does (a production site serves `collectstatic`'s output instead).
+django_http = ASGIStaticFilesHandler(get_asgi_application())
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 

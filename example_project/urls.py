@@ -1,3 +1,7 @@
+from django.contrib import admin
 from django.urls import include, path
 
-urlpatterns = [path("", include("voiceflow_channels.urls"))]
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("voiceflow_channels.urls")),
+]

@@ -14,6 +14,14 @@ from tests.utils import Assistant, RecordingConsumer
 from voiceflow_channels.testing.fake_realtime import FakeRealtime, Script
 
 
+@pytest.fixture(autouse=True)
+def records_only_with_a_database(request, monkeypatch):
+    """Call records on (their default) only in tests that may use the database; the env also
+    reaches the servers a test starts."""
+    if request.node.get_closest_marker("django_db") is None:
+        monkeypatch.setenv("VOICEFLOW_CALL_RECORDS", "0")
+
+
 @pytest.fixture
 def flag_on(settings):
     settings.VOZ_FEATURE_VOICE_FLOW_A = "1"

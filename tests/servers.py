@@ -1,5 +1,5 @@
 """Real servers for tests: the example project (or another ASGI app) under daphne or uvicorn, and
-redis-server, each on a free 127.0.0.1 port, started and stopped by the test."""
+redis-server and PostgreSQL, each on a free 127.0.0.1 port, started and stopped by the test."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -156,6 +157,71 @@ class Redis:
         end_process(self.proc)
         self._reader.join(10)
         self.proc.stdout.close()
+
+
+class Postgres:
+    """A PostgreSQL server of its own (Debian's binaries, /usr/lib/postgresql/*/bin) on a free
+    127.0.0.1 port, trusting local connections, in a temporary directory removed by `stop()`.
+    As root (CI), it runs as the `postgres` user: PostgreSQL refuses to run as root.
+    `stop()` then `start()` stage an outage on the same port, the data kept."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not found:
+            raise FileNotFoundError("initdb (apt-get install postgresql)")
+        self.bin = found[-1].parent
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="voiceflow-pg-"))
+        self.dir.chmod(0o755)
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(
+            "initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
+        self.start()
+
+    @classmethod
+    def running_at(cls, url: str, directory: str) -> Postgres:
+        """The server another process started (`url`, `dir`), to stop and start here."""
+        server = cls.__new__(cls)
+        server.bin = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1].parent
+        server.port = int(url.rsplit(":", 1)[1].split("/")[0])
+        server.dir = Path(directory)
+        server._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return server
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self._as, str(self.bin / tool), *args], check=True, capture_output=True, timeout=60
+        )
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.dir / "data"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(self.dir / "log"),
+            "start",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/voiceflow"
+
+    def stop(self, remove: bool = True) -> None:
+        """Stop it (fast: live connections are cut, as a crash would cut them); with `remove`,
+        its files too."""
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def django_shell(code: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -7,6 +7,7 @@ from django.apps import AppConfig
 
 class VoiceflowChannelsConfig(AppConfig):
     name = "voiceflow_channels"
+    default_auto_field = "django.db.models.BigAutoField"  # the migrations', whatever the project's
     verbose_name = "Voiceflow Channels (Twilio Media Streams)"
 
     def ready(self) -> None:

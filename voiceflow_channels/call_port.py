@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .records.timeline import Timeline
+
 
 @dataclass(frozen=True, slots=True)
 class CallInfo:
@@ -65,6 +67,12 @@ class CallPort(Protocol):
         """How much of the utterance `key` the caller has heard (mark echoes only)."""
         ...
 
+    @property
+    def timeline(self) -> Timeline:
+        """The call's events for its record: the assistant adds the caller's speech, barge-ins,
+        tool runs, resumes and failures."""
+        ...
+
     def late_audio(self) -> None:
         """Audio for an utterance the caller interrupted arrived and was dropped: counted in the
         call's `late_audio=`."""
@@ -96,4 +104,9 @@ class Assistant(Protocol):
 
     def summary(self) -> str:
         """`name=value` fields for the call's summary line."""
+        ...
+
+    def transcript(self) -> list[dict[str, str]]:
+        """The call's words, in order, for its record: `{"role": "user" | "assistant" | "tool",
+        "text": ...}`, the assistant's as the caller heard them."""
         ...

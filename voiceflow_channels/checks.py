@@ -34,6 +34,7 @@ _UNITS = (
     ("_ITEMS", "items"),
     ("_THREADS", "threads"),
     ("_REPROMPTS", "check-ins"),
+    ("_DAYS", "days"),
 )
 # Integer settings where 0 is meaningful: at once, no wait, never.
 _ZERO_ALLOWED = (
@@ -67,6 +68,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_caller_id_messages(),
         *_cache_messages(),
         *_stream_prefix_messages(),
+        *_record_messages(),
     ]
 
 
@@ -88,11 +90,13 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _flag_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for name, default in (
-        ("VOZ_FEATURE_VOICE_FLOW_A", False),
-        ("VOZLIA_DEBUG", False),
-        ("VOICEFLOW_DTMF_TO_MODEL", True),
-    ):
+    switches = {
+        "VOZ_FEATURE_VOICE_FLOW_A": False,
+        "VOZLIA_DEBUG": False,
+        "VOICEFLOW_DTMF_TO_MODEL": True,
+        **conf.RECORD_SWITCHES,
+    }
+    for name, default in switches.items():
         value = conf.raw(name, default)
         if isinstance(value, bool):
             continue
@@ -342,5 +346,31 @@ def _stream_prefix_messages() -> list[CheckMessage]:
             "/voice/twilio/stream, and the voice webhook's TwiML names that; or unset it for "
             "/twilio/stream.",
             id="voiceflow_channels.E010",
+        )
+    ]
+
+
+def _record_messages() -> list[CheckMessage]:
+    if not conf.call_records():
+        kept = [name for name in list(conf.RECORD_SWITCHES)[1:] if conf.switch(name)]
+        return [
+            Warning(
+                f"{name} is on but VOICEFLOW_CALL_RECORDS is off: no call is recorded, so "
+                "nothing is kept.",
+                hint=f"Turn VOICEFLOW_CALL_RECORDS on to keep call records, or turn {name} off.",
+                id="voiceflow_channels.W005",
+            )
+            for name in kept
+        ]
+    engine = settings.DATABASES.get("default", {}).get("ENGINE", "django.db.backends.dummy")
+    if engine != "django.db.backends.dummy":
+        return []
+    return [
+        Warning(
+            "VOICEFLOW_CALL_RECORDS is on but DATABASES has no 'default' database: every "
+            "call's record fails to be written (logged and counted).",
+            hint="Configure DATABASES and run `manage.py migrate`, or set "
+            "VOICEFLOW_CALL_RECORDS=0.",
+            id="voiceflow_channels.W006",
         )
     ]

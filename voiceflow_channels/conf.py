@@ -56,6 +56,7 @@ INT_SETTINGS: dict[str, int] = {
     "VOICEFLOW_IDLE_REPROMPTS": 2,
     "VOICEFLOW_MAX_CALL_SECONDS": 1800,
     "VOICEFLOW_MIN_BARGE_IN_MS": 400,
+    "VOICEFLOW_RECORDS_RETENTION_DAYS": 30,
     **{name: getattr(DEFAULT_LIMITS, field) for name, field in LIMIT_SETTINGS.items()},
 }
 
@@ -236,6 +237,40 @@ def model_retries() -> int:
 
 def min_barge_in_ms() -> int:
     return _int("VOICEFLOW_MIN_BARGE_IN_MS")
+
+
+# Switches of the call records, each with its default (README, "What happened on that call?").
+RECORD_SWITCHES: dict[str, bool] = {
+    "VOICEFLOW_CALL_RECORDS": True,
+    "VOICEFLOW_RECORD_TRANSCRIPTS": False,
+    "VOICEFLOW_RECORD_AUDIO": False,
+    "VOICEFLOW_RECORD_CALLER_NUMBER": False,
+}
+
+
+def switch(name: str) -> bool:
+    """A record switch (RECORD_SWITCHES) as set, else its default."""
+    return truthy(raw(name, RECORD_SWITCHES[name]))
+
+
+def call_records() -> bool:
+    return switch("VOICEFLOW_CALL_RECORDS")
+
+
+def record_transcripts() -> bool:
+    return switch("VOICEFLOW_RECORD_TRANSCRIPTS")
+
+
+def record_audio() -> bool:
+    return switch("VOICEFLOW_RECORD_AUDIO")
+
+
+def record_caller_number() -> bool:
+    return switch("VOICEFLOW_RECORD_CALLER_NUMBER")
+
+
+def records_retention_days() -> int:
+    return _int("VOICEFLOW_RECORDS_RETENTION_DAYS")
 
 
 def limits() -> Limits:

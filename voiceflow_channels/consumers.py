@@ -10,6 +10,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.typing import (
@@ -45,8 +46,12 @@ from .layer_messages import (
 )
 from .outbox import Outbox
 from .playback import Playback, Utterance
+from .records import writer
+from .records.finished import FinishedLeg, figures_of
+from .records.tape import Tape
+from .records.timeline import Timeline
 from .streams import STREAMS
-from .twilio_events import StreamStart
+from .twilio_events import StreamStart, mask_phone
 from .wait_state import WaitState
 from .watchdog import Watchdog
 
@@ -145,6 +150,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             metrics.CALL_CONTROL_FAILURES.labels("transfer_refused").inc()
             log.warning("voiceflow refused a transfer callSid=%s: %s", self.call.call_sid, exc)
             raise
+        self.timeline.add("transfer", label=to)
         await self._end_call("transfer", functools.partial(call_control.arecord_transfer, to=to))
 
     # The port an assistant is bound through (CallPort); play, play_more, clear, start_wait,
@@ -234,6 +240,10 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             self.call, conf.chime_audio(), self._send_text, self._report, conf.part_timeout_ms()
         )
         self.watchdog = Watchdog(self.call, self._time_out)
+        self.timeline = Timeline(loop.time)  # the call record's events (records/)
+        self.began = datetime.now(UTC)
+        if conf.call_records() and conf.record_audio():
+            self.outbox.tape = Tape(loop.time)
         refusal = signature_refusal(self.scope)
         if refusal:
             self._finished = True
@@ -266,6 +276,8 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         call = self.call
         kind = call.drop("binary") if text_data is None else call.receive_text(text_data)
         if kind == "media":
+            if self.outbox.tape is not None:
+                self.outbox.tape.said(call.audio)
             if self.assistant is not None:
                 self.assistant.hear(call.audio_b64)
             if self._hears:
@@ -435,6 +447,9 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send(text_data=text)
 
     async def _report(self, utterance: Utterance) -> None:
+        self.timeline.played(
+            utterance.label, utterance.played_ms, utterance.cleared_ms, chime=utterance.filler
+        )
         if self.assistant is not None:
             self.assistant.utterance_ended(utterance.key, utterance.played_ms, utterance.cleared_ms)
         await self._hook(
@@ -475,7 +490,35 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             said = "disconnect without stop" if how == "disconnect" else how
             figures = self.assistant.summary() if self.assistant is not None else ""
             extra = " ".join(filter(None, (self.summary_fields(), figures)))
-            log.info("voiceflow call ended (%s) %s%s", said, call.summary(), extra and f" {extra}")
+            line = call.summary() + (extra and f" {extra}")
+            log.info("voiceflow call ended (%s) %s", said, line)
+            if conf.call_records():
+                writer.write_soon(self._finished_leg(how, line))
+
+    def _finished_leg(self, how: str, summary: str) -> FinishedLeg:
+        """This leg of the call for its record (records/): written after the call, off the
+        loop."""
+        call, timeline = self.call, self.timeline
+        timeline.end(how)
+        caller = call.from_number
+        assistant = self.assistant
+        transcript = []
+        if assistant is not None and conf.record_transcripts():
+            transcript = assistant.transcript()
+        return FinishedLeg(
+            call.call_sid or "",
+            call.stream_sid or "",
+            call.tenant_id,
+            caller if conf.record_caller_number() or not caller else mask_phone(caller),
+            self.began,
+            datetime.now(UTC),
+            how,
+            figures_of(summary),
+            timeline.saved(),
+            timeline.dropped,
+            transcript,
+            self.outbox.tape,
+        )
 
     def _time_out(self, kind: str, why: str) -> None:
         metrics.TIMEOUTS.labels(kind).inc()

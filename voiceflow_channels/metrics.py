@@ -199,6 +199,15 @@ CALL_LAG_P99 = Histogram(
 )
 
 
+CALL_RECORDS_WRITTEN = Counter(
+    "voiceflow_call_records_written", "Legs of calls written to their call record (the DB)."
+)
+CALL_RECORDS_FAILED = Counter(
+    "voiceflow_call_records_failed",
+    "Legs of calls whose record could not be written (the DB down or slow); the call was not.",
+)
+
+
 def publish_call(call: CallState, how: str) -> None:
     """A call's figures into the process metrics, once, at its end."""
     CALLS_ACTIVE.dec()

@@ -20,6 +20,7 @@ from . import metrics
 from .call_state import CallState
 from .mulaw import BYTES_PER_MS
 from .playback import Clear, Mark, Media, Outbound, Step, Utterance
+from .records.tape import Tape
 from .tasks import spawn
 from .twilio_events import clear_message, mark_message, media_message
 
@@ -62,6 +63,7 @@ class Outbox:
         self._awaited_parts = 0
         self._awaited_since = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.tape: Tape | None = None  # what the caller heard, for the call's record
 
     async def play(self, label: str, mulaw: bytes, key: str | None, *, final: bool) -> None:
         """Queue audio as (part of) an utterance and send what is due; past the queue bound it
@@ -104,6 +106,8 @@ class Outbox:
         if not self._closed:
             sid = self.call.stream_sid or ""
             self._messages.extend(_render(sid, message) for message in step.outbound)
+            if self.tape is not None:
+                self.tape.record(step.outbound)
         self._ended.extend(step.ended)
 
     async def flush(self) -> None:

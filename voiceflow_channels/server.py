@@ -46,6 +46,8 @@ MAX_WEBSOCKET_BYTES = 64 * 1024
 # close; under load a client answers later, and a call whose frames were all handled ends 1006.
 # uvicorn waits 10 s too.
 CLOSE_HANDSHAKE_SECONDS = 10
+# How long a draining process waits for the call records still being written (a slow database).
+RECORDS_SECONDS = 10
 
 
 class Drain:
@@ -84,6 +86,13 @@ class Drain:
                     await asyncio.sleep(0.1)
         except TimeoutError:
             log.warning("voiceflow: %d sockets still open; exiting", self._open_websockets())
+        from .records import writer  # the app is loaded by now: its models can be imported
+
+        try:  # the ended calls' records, written before the process goes
+            async with asyncio.timeout(RECORDS_SECONDS):
+                await writer.written()
+        except TimeoutError:
+            log.warning("voiceflow: %d call records not written; exiting", len(writer.PENDING))
         log.info("voiceflow drained: %d streams closed at the deadline; exiting", closed)
         metrics.process_exiting()
         self._stop()

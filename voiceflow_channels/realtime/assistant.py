@@ -81,7 +81,17 @@ RESUMED = (
 )
 # The consumer's side of the binding: a subclass that overrode one would cut the call's wiring.
 WIRING = frozenset(
-    {"attach", "hear", "pressed", "utterance_ended", "quiet_moment", "detach", "summary", "quiet"}
+    {
+        "attach",
+        "hear",
+        "pressed",
+        "utterance_ended",
+        "quiet_moment",
+        "detach",
+        "summary",
+        "quiet",
+        "transcript",
+    }
 )
 
 
@@ -228,6 +238,16 @@ class RealtimeAssistant:
             f"model_audio_dropped={self.frames.dropped} {self.line.summary()}"
         )
 
+    def transcript(self) -> list[dict[str, str]]:
+        """The conversation's words for the call's record, the assistant's as heard."""
+        return [
+            {"role": e["kind"], "text": e["text"]}
+            if e["kind"] in ("user", "assistant")
+            else {"role": "tool", "text": f"{e['name']}({e['arguments']})"}
+            for e in self.conversation.saved()
+            if e["kind"] != "function_call_output"
+        ]
+
     # The model's events (see HANDLERS).
 
     async def _session_updated(self, event: SessionUpdatedEvent) -> None:
@@ -239,8 +259,11 @@ class RealtimeAssistant:
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.line.answered()
         barge = self.book.speech_started(interrupt=self.interrupt_response)
-        if barge.clear and self._port is not None:
-            self.blips.barged_in(event.item_id, event.audio_start_ms)
+        port = self._port
+        if port is not None:
+            port.timeline.speech_started()
+            if barge.clear:
+                self.blips.barged_in(event.item_id, event.audio_start_ms)
         await self._barge(barge)
 
     async def _interrupt(self) -> None:
@@ -254,6 +277,7 @@ class RealtimeAssistant:
         port = self._port
         if not barge.clear or port is None:
             return
+        port.timeline.add("barge_in")
         await port.clear()
         if barge.item_id is not None:
             await self._send(
@@ -268,6 +292,8 @@ class RealtimeAssistant:
     async def _speech_stopped(self, event: InputAudioBufferSpeechStoppedEvent) -> None:
         self.book.speech_stopped()
         self.blips.speech_stopped(event.item_id, event.audio_end_ms)
+        if self._port is not None:
+            self._port.timeline.speech_stopped()
         self._update_quiet()
 
     async def _item_added(self, event: ConversationItemAdded) -> None:
@@ -479,6 +505,8 @@ class RealtimeAssistant:
             await self._send({"type": "conversation.item.create", "item": item})
         took_ms = (asyncio.get_running_loop().time() - since) * 1000
         metrics.CONVERSATIONS_RESUMED.labels(how).inc()
+        if self._port is not None:
+            self._port.timeline.add("resume", label=how)
         metrics.RESUME_LATENCY.labels(how).observe(took_ms)
         log.info(
             "voiceflow resumed callSid=%s (%s): %d items of the conversation in %.0f ms",
@@ -518,6 +546,7 @@ class RealtimeAssistant:
         if self._failed or port is None:
             return
         self._failed = True
+        port.timeline.add("failure", label=failure.kind)
         log.warning(
             "voiceflow model failed callSid=%s (%s): %s; falling back to %s",
             self._sid,
@@ -538,10 +567,17 @@ class RealtimeAssistant:
         await port.hangup()
 
     async def _run_tools(self, calls: list[FunctionCall]) -> None:
+        port = self._port
+        since, failed = (port.timeline.now_ms() if port else 0), self.book.figures.tools_failed
         try:
-            if self._port is not None:
-                await self._tools.run(calls, self._port, self.book, self._output, self._respond)
+            if port is not None:
+                await self._tools.run(calls, port, self.book, self._output, self._respond)
         finally:
+            if port is not None:
+                names = ",".join(c.name for c in calls)
+                port.timeline.tools_ran(
+                    names, since, failed=self.book.figures.tools_failed > failed
+                )
             self._running.difference_update(c.call_id for c in calls)
             self._update_quiet()
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..call_port import CallInfo
+from ..records.timeline import Timeline
 
 
 @dataclass
@@ -31,6 +32,7 @@ class FakeCall:
     hung_up: bool = False
     transferred_to: str | None = None
     late: int = 0
+    timeline: Timeline = field(default_factory=Timeline)
     _keys: int = 0
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
