@@ -155,7 +155,7 @@ class ModelLink:
             while queue:
                 text = APPEND_HEAD + queue[0] + '"}'
                 try:
-                    await self.connection.send_raw(text)
+                    await send(text)
                 except (OSError, WebSocketException):
                     return  # the reader sees the close and says why; the frame waits
                 queue.popleft()
