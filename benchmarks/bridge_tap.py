@@ -37,10 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
+import websockets
 from openai.types.realtime import InputAudioBufferSpeechStartedEvent, ResponseAudioDeltaEvent
 from pydantic import BaseModel
 
+from benchmarks.servers import TWILIO_TOKEN
 from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE
+from voiceflow_channels.signature import compute_signature
 from voiceflow_channels.testing import callsim
 from voiceflow_channels.testing.fake_realtime import FakeConnection, FakeRealtime, Script
 from voiceflow_channels.testing.fake_realtime import server as fake_server
@@ -136,10 +139,19 @@ def tapped_simulator(tap: Tap) -> Iterator[None]:
             self.tapped.append((time.perf_counter(), message))  # type: ignore[arg-type]
             super().hear(message)
 
+    async def signed_socket(
+        url: str, headers: dict[str, str] | None = None
+    ) -> websockets.ClientConnection:
+        """The stream, signed as Twilio signs it (tac checks; the others have no token)."""
+        signature = {"X-Twilio-Signature": compute_signature(TWILIO_TOKEN, url)}
+        return await open_socket(url, {**(headers or {}), **signature})
+
+    open_socket = callsim.open_socket
     with (
         # Every frame of a call goes through media_with when it talks for the whole call.
         mock.patch.object(callsim, "SimulatedCall", TappedCall),
         mock.patch.object(callsim, "Listener", TappedListener),
+        mock.patch.object(callsim, "open_socket", signed_socket),
     ):
         yield
 

@@ -183,7 +183,18 @@ BARE_BRIDGE = Spec(
     ("-m", "benchmarks.bare_bridge", *DAPHNE_ARGS),
     NO_DJANGO_ENV,
 )
+# Twilio's own framework, twilio-agent-connect: its OpenAIRealtimeProvider under its
+# TACFastAPIServer (uvicorn.run with its own arguments).
+TAC_BRIDGE = Spec(
+    "t",
+    "tac OpenAIRealtimeProvider, uvicorn",
+    ("-m", "benchmarks.tac_bridge", *DAPHNE_ARGS),
+    NO_DJANGO_ENV,
+)
 OPENAI_KEY = "sk-bench"
+# What the bridge benchmark's simulator signs each stream with, as Twilio signs with the account's
+# token: tac's websocket route checks it; the others run without a token and check nothing.
+TWILIO_TOKEN = "bench-twilio-token"
 
 
 def with_model(spec: Spec, base_url: str) -> Spec:

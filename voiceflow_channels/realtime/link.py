@@ -10,12 +10,13 @@ import logging
 import os
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from openai import AsyncOpenAI, OpenAIError
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
-from openai.types.realtime import RealtimeServerEvent, ResponseAudioDeltaEvent
+from openai.types.realtime import RealtimeServerEvent
+from pydantic import BaseModel, ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from ..tasks import spawn
@@ -28,7 +29,6 @@ CONNECT_TIMEOUT_S = 5.0
 MAX_QUEUED_FRAMES = 250
 # The server closes a session at its 60-minute cap with 1001 (going away).
 SESSION_CAP_CLOSE = 1001
-AUDIO_DELTA = "response.output_audio.delta"
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 
 
@@ -40,9 +40,20 @@ def _client(api_key: str | None, base_url: str | None) -> AsyncOpenAI:
     return AsyncOpenAI(api_key=api_key, base_url=base_url)
 
 
+def _event_classes() -> dict[str, type[BaseModel]]:
+    """The SDK's class for each server event `type` it knows (GA)."""
+    (union, *_) = get_args(RealtimeServerEvent)
+    return {get_args(c.model_fields["type"].annotation)[0]: c for c in get_args(union)}
+
+
+EVENT_CLASSES = _event_classes()
+
+
 def _parse(data: bytes, connection: AsyncRealtimeConnection) -> RealtimeServerEvent:
-    """The event, typed by the SDK's own models. Audio deltas, most of what comes, are built
-    straight as their model (the SDK's union parse costs ~40 us an event to find the type). A
+    """The event, typed by the SDK's own models: validated as the class its `type` names (2 to
+    17 us an event) rather than through the SDK's search of its union of events (40 to 90 us),
+    and even than a delta's `model_construct` (34 us: the SDK's construct walks every field).
+    An event its class refuses, or of a type the SDK does not know, goes to the SDK's parse. A
     message that is not JSON, or not an object with a `type`, is a ModelFailure (bad_message):
     the session can no longer be trusted to be in step."""
     try:
@@ -52,8 +63,12 @@ def _parse(data: bytes, connection: AsyncRealtimeConnection) -> RealtimeServerEv
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         what = "an object with no type" if isinstance(event, dict) else type(event).__name__
         raise ModelFailure("bad_message", f"a message that is not an event (JSON {what})")
-    if event["type"] == AUDIO_DELTA:
-        return ResponseAudioDeltaEvent.model_construct(**event)
+    cls = EVENT_CLASSES.get(event["type"])
+    if cls is not None:
+        try:
+            return cls.model_validate(event)  # type: ignore[return-value]
+        except ValidationError:
+            pass
     return connection.parse_event(data)
 
 
@@ -139,15 +154,19 @@ class ModelLink:
 
     async def _send_frames(self, frames: Frames) -> None:
         """Send the queued frames, oldest first; each is one `input_audio_buffer.append`, built
-        around the payload rather than through a model of the event (50 a second a call)."""
+        around the payload rather than through a model of the event (50 a second a call), and
+        written on the SDK connection's own socket: its `send_raw` checks a reconnect queue and
+        asks anyio for the current task around every send (13.8 us an append against 5.5), and
+        this link never has the SDK reconnect, so that queue stays empty."""
         queue = frames.queue
+        send = self.connection._connection.send
         while True:
             await frames.ready.wait()
             frames.ready.clear()
             while queue:
                 text = APPEND_HEAD + queue[0] + '"}'
                 try:
-                    await self.connection.send_raw(text)
+                    await send(text)
                 except (OSError, WebSocketException):
                     return  # the reader sees the close and says why; the frame waits
                 queue.popleft()
