@@ -109,11 +109,9 @@ async def measure(calls: int, record: Path) -> int:
                 uvicorn.stop()
     closed = logged_at(daphne, r"call ended \(handed_over\) callSid=(\w+)")
     resumed = logged_at(uvicorn, r"resumed callSid=(\w+) \(stream\)")
-    items = {
-        m[1]: int(m[2])
-        for line in uvicorn.lines
-        if (m := re.search(r"resumed callSid=(\w+) \(stream\): (\d+) items", line))
-    }
+    # The assistant's own account: the items given, and the ms its resume log line says.
+    said = r"resumed callSid=(\w+) \(stream\): (\d+) items of the conversation in (\d+) ms"
+    items = {m[1]: f"{m[2]} in {m[3]} ms" for line in uvicorn.lines if (m := re.search(said, line))}
     return report(result.calls, sigterm, closed, resumed, items)
 
 
@@ -122,11 +120,11 @@ def report(
     sigterm: float,
     closed: dict[str, float],
     resumed: dict[str, float],
-    items: dict[str, int],
+    items: dict[str, str],
 ) -> int:
     print(f"{len(calls)} calls on daphne, SIGTERM, handed over to uvicorn (one Redis, fake model)")
     print(
-        f"{'call':<36} {'SIGTERM->closed':>16} {'closed->history':>16} {'items':>6} "
+        f"{'call':<36} {'SIGTERM->closed':>16} {'closed->history':>16} {'items, logged':>20} "
         f"{'sim turnaround':>15}  heard"
     )
     to_close, to_history, ours = [], [], []
@@ -140,7 +138,7 @@ def report(
             to_history.append(b)
             if turnaround is not None:
                 ours.append(b - turnaround)
-            figures = f"{a:>14.0f}ms {b:>14.0f}ms {items[sid]:>6}"
+            figures = f"{a:>14.0f}ms {b:>14.0f}ms {items[sid]:>20}"
         else:
             figures = f"{'not followed: ' + (call.error or '?')[:40]:>40}"
         shown = f"{turnaround:.0f} ms" if turnaround is not None else "-"
