@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from benchmarks import stream
+from benchmarks import resume, stream
 from benchmarks.servers import PEER_MODULES
 from tests.servers import ROOT
 
@@ -126,3 +126,11 @@ def test_capacity_command_steps_and_reports():
     assert "1 process(es) on one Redis" in done.stdout
     assert "2 process(es) on one Redis" in done.stdout
     assert "capacity from 1 to 2 processes: 10 -> 10 calls (1.00x)" in done.stdout
+
+
+def test_the_resume_benchmark_hands_a_call_over_and_reports_it(capsys, tmp_path):
+    resume.main(["--calls", "1", "--record", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "SIGTERM->closed" in out and "closed->history" in out
+    assert "CA00000000000000000000000000000001" in out
+    assert (tmp_path / "CA00000000000000000000000000000001.wav").exists(), "one WAV, both legs"
