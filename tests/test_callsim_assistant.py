@@ -1,6 +1,6 @@
 """The simulator against the example's assistant on a real server (the fake Realtime server as
-the model): `--press` keys reach the assistant's call as DTMF, and a `--silent` caller gives the
-model no speech where a talking one is heard."""
+the model): `--press` keys reach the assistant's call as DTMF and the model as the caller's
+words, and a `--silent` caller gives the model no speech where a talking one is heard."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ async def test_pressed_keys_reach_the_assistants_call_as_dtmf():
     assert "every call was closed by the server after its stop" in out
     assert fake.sessions, "an assistant's call: the model session was opened"
     assert " dtmf=3 " in line, "the three keys pressed, and no periodic one"
+    assert fake.user_texts == ["The caller pressed 4 2 #"], "given to the model as the caller's"
 
 
 async def test_a_silent_caller_gives_the_model_no_speech_where_a_talking_one_is_heard():

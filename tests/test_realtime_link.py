@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from openai.types.realtime import (
     InputAudioBufferSpeechStartedEvent,
     ResponseAudioDeltaEvent,
     ResponseDoneEvent,
 )
 
-from voiceflow_channels.realtime.link import _parse
+from voiceflow_channels.realtime.link import ModelFailure, _parse
 
 
 class SDKParse:
@@ -61,12 +62,19 @@ def test_an_event_its_class_refuses_goes_to_the_sdk_parse() -> None:
     assert sdk.parsed == [data]
 
 
-def test_an_unknown_type_and_a_non_object_go_to_the_sdk_parse() -> None:
+def test_an_unknown_type_goes_to_the_sdk_parse() -> None:
     sdk = SDKParse()
     unknown = orjson.dumps({"type": "response.something_new", "event_id": "e3"})
-    listed = orjson.dumps([1, 2])
-    assert _parse(unknown, sdk) == _parse(listed, sdk) == "the SDK's parse"  # type: ignore[arg-type]
-    assert sdk.parsed == [unknown, listed]
+    assert _parse(unknown, sdk) == "the SDK's parse"  # type: ignore[arg-type]
+    assert sdk.parsed == [unknown]
+
+
+@pytest.mark.parametrize("data", [b"[1, 2]", b'{"event_id": "e5"}', b"not json"])
+def test_a_message_that_is_not_an_event_is_a_bad_message_failure(data: bytes) -> None:
+    sdk = SDKParse()
+    with pytest.raises(ModelFailure) as failure:
+        _parse(data, sdk)  # type: ignore[arg-type]
+    assert failure.value.kind == "bad_message" and sdk.parsed == []
 
 
 def test_a_valid_speech_started_is_typed() -> None:
