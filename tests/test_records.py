@@ -69,10 +69,13 @@ async def a_call(assistant, call: SimulatedCall, caller_frames: int = 0) -> None
 
 
 async def test_a_call_is_recorded_at_its_end_with_its_figures_and_timeline(assistant):
-    await a_call(assistant, SimulatedCall(n=1))
+    # As the voice webhook's <Parameter>s give them: the tenant, the caller, the number dialled.
+    parameters = {"tenant_id": "t1", "from_number": "+15550000001", "to_number": "+15550009999"}
+    await a_call(assistant, SimulatedCall(n=1, parameters=parameters))
     record = await CallRecord.objects.aget(call_sid=sid("CA", 1))
     assert record.tenant == "t1"
     assert record.caller == "********0001", "masked as the logs mask it"
+    assert record.called == "+15550009999", "the number dialled, whole: it is the shop's own"
     assert record.ended == "caller_hung_up" and record.reconnects == 0
     assert record.figures["played_ms"] == 100 and record.figures["cleared_ms"] == 900
     assert record.figures["frames"] == 0 and record.figures["drops"] == "-"

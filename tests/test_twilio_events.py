@@ -89,6 +89,7 @@ def test_doc_start_parses_every_field_later_slices_need():
         "droppedParameters": 3,
         "tenant_id": None,
         "from_number": None,
+        "to_number": None,
     }
 
 
@@ -117,6 +118,13 @@ def test_tenant_from_each_allowlisted_key_is_stripped(key):
 def test_from_number_from_each_allowlisted_key(key):
     start = parse_twilio_start(with_params(**{key: " +15551234567 "}))
     assert start["from_number"] == "+15551234567"
+
+
+@pytest.mark.parametrize("key", ["to_number", "to", "To", "called"])
+def test_the_number_dialled_from_each_allowlisted_key(key):
+    start = parse_twilio_start(with_params(**{key: " +15550001111 "}))
+    assert start["to_number"] == "+15550001111"
+    assert parse_twilio_start(with_params(**{key: "<script>"}))["to_number"] is None
 
 
 def test_tenant_off_the_allowlist_never_reaches_the_result():

@@ -139,16 +139,24 @@ async def test_a_call_is_connected_to_the_public_stream_with_the_caller_and_its_
     assert response.status_code == 200
     assert response["Content-Type"] == "text/xml"
     connect = Connect(action="https://voice.example.com/twilio/voice/after")
-    connect.stream(url="wss://voice.example.com/twilio/stream").parameter(
-        name="from_number", value=CALLER
-    )
+    stream = connect.stream(url="wss://voice.example.com/twilio/stream")
+    stream.parameter(name="from_number", value=CALLER)
+    stream.parameter(name="to_number", value=DIALLED)
     assert response.content.decode() == str(VoiceResponse().append(connect))
 
 
 async def test_the_tenant_comes_from_the_resolver_by_the_dialled_number(public):
     public.VOICEFLOW_TENANT_RESOLVER = "tests.test_voice_webhook.by_dialled_number"
-    assert parameters(await post(VOICE)) == {"from_number": CALLER, "tenant_id": "acme"}
-    assert parameters(await post(VOICE, twilio_form(To="+15559990000"))) == {"from_number": CALLER}
+    assert parameters(await post(VOICE)) == {
+        "from_number": CALLER,
+        "to_number": DIALLED,
+        "tenant_id": "acme",
+    }
+    other = twilio_form(To="+15559990000")
+    assert parameters(await post(VOICE, other)) == {
+        "from_number": CALLER,
+        "to_number": "+15559990000",
+    }
     public.VOICEFLOW_TENANT_RESOLVER = "tests.test_voice_webhook.by_dialled_number_async"
     assert parameters(await post(VOICE))["tenant_id"] == "acme"
 
@@ -172,7 +180,7 @@ async def test_a_resolver_that_raises_is_logged_with_its_traceback_and_the_call_
     before = metric("voiceflow_internal_errors_total", where="tenant_resolver")
     response = await post(VOICE)
     assert response.status_code == 200
-    assert parameters(response) == {"from_number": CALLER}
+    assert parameters(response) == {"from_number": CALLER, "to_number": DIALLED}
     assert metric("voiceflow_internal_errors_total", where="tenant_resolver") == before + 1
     [record] = [r for r in caplog.records if "TENANT_RESOLVER raised" in r.getMessage()]
     assert record.exc_info and "the tenant database is down" in str(record.exc_info[1])
@@ -189,7 +197,7 @@ async def test_a_resolver_returning_junk_sends_no_tenant(public, caplog, value):
     caplog.set_level(logging.WARNING, logger="voiceflow_channels")
     response = await post(VOICE)
     assert response.status_code == 200
-    assert parameters(response) == {"from_number": CALLER}
+    assert parameters(response) == {"from_number": CALLER, "to_number": DIALLED}
     assert "not a tenant id" in caplog.text
     assert CALLER not in caplog.text, "a number in the log is masked"
 
@@ -210,7 +218,7 @@ async def test_a_resolver_past_its_timeout_is_logged_and_counted_and_the_call_go
     finally:
         SLOW_SYNC.set()
     assert response.status_code == 200
-    assert parameters(response) == {"from_number": CALLER}, "answered, without a tenant"
+    assert parameters(response) == {"from_number": CALLER, "to_number": DIALLED}, "no tenant"
     assert metric("voiceflow_tenant_resolver_timeouts_total") == before + 1
     [record] = [r for r in caplog.records if "TENANT_RESOLVER took" in r.getMessage()]
     assert record.levelno == logging.WARNING and not record.exc_info
@@ -226,7 +234,7 @@ async def test_a_resolver_past_its_timeout_is_logged_and_counted_and_the_call_go
 async def test_a_resolver_may_say_no_tenant_quietly(public, caplog, value):
     public.VOICEFLOW_TENANT_RESOLVER = "tests.test_voice_webhook.junk"
     junk.value = value
-    assert parameters(await post(VOICE)) == {"from_number": CALLER}
+    assert parameters(await post(VOICE)) == {"from_number": CALLER, "to_number": DIALLED}
     assert "TENANT_RESOLVER" not in caplog.text
 
 
@@ -238,7 +246,7 @@ async def test_a_tenant_id_is_stripped_as_the_start_parser_strips_it(public):
 
 @pytest.mark.parametrize("caller", ["", "Anonymous", "+1 555 123", "<script>", "+" + "1" * 30])
 async def test_a_caller_the_start_would_not_keep_is_not_sent(public, caller):
-    response = await post(VOICE, twilio_form(From=caller))
+    response = await post(VOICE, twilio_form(From=caller, To=caller))
     assert response.status_code == 200
     assert parameters(response) == {}
 

@@ -22,12 +22,13 @@ from .records.timeline import Event
 class CallRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ("started_at", "caller", "tenant", "duration", "turns", "barge_ins", "ended")
     list_filter = ("tenant", "ended", "started_at")
-    search_fields = ("call_sid", "caller")
+    search_fields = ("call_sid", "caller", "called")
     date_hierarchy = "started_at"
     fields = (
         "call_sid",
         "tenant",
         "caller",
+        "called",
         "started_at",
         "ended_at",
         "duration",

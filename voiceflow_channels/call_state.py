@@ -63,6 +63,7 @@ class CallState:
         "stream_sid",
         "tenant_id",
         "timed_out",
+        "to_number",
         "unknown",
         "wait",
     )
@@ -87,6 +88,7 @@ class CallState:
         self.call_sid: str | None = None
         self.account_sid: str | None = None
         self.from_number: str | None = None
+        self.to_number: str | None = None
         self.tenant_id: str | None = None
         self.frames = 0
         self.bytes = 0
@@ -213,6 +215,7 @@ class CallState:
         self.account_sid = start["accountSid"]
         self.tenant_id = start["tenant_id"]
         self.from_number = start["from_number"]
+        self.to_number = start["to_number"]
         self.wait.label = self.call_sid
         if start["droppedParameters"]:
             self.drops["custom_parameter"] += start["droppedParameters"]

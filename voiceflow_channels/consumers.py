@@ -517,6 +517,7 @@ class TwilioStreamConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             timeline.saved(),
             timeline.dropped,
             transcript,
+            call.to_number,
             self.outbox.tape,
         )
 

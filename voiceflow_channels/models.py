@@ -15,6 +15,7 @@ class CallRecord(models.Model):
     caller = models.CharField(
         max_length=40, blank=True, help_text="Masked unless VOICEFLOW_RECORD_CALLER_NUMBER is on."
     )
+    called = models.CharField(max_length=40, blank=True, help_text="The number dialled.")
     started_at = models.DateTimeField(db_index=True)
     ended_at = models.DateTimeField()
     duration_ms = models.PositiveBigIntegerField(default=0)

@@ -33,7 +33,9 @@ _KNOWN_EVENTS: dict[str, EventName] = {
 # These are the ONLY sources of tenant_id and from_number: nothing else in the start is trusted.
 TENANT_KEYS = ("tenant_id", "tenantId", "tenant")
 FROM_KEYS = ("from_number", "from", "From", "caller")
-ALLOWED_PARAMETERS = frozenset(TENANT_KEYS + FROM_KEYS)
+# The number the caller dialled (Twilio's `To`), which the voice webhook passes on.
+TO_KEYS = ("to_number", "to", "To", "called")
+ALLOWED_PARAMETERS = frozenset(TENANT_KEYS + FROM_KEYS + TO_KEYS)
 
 _TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _PHONE_RE = re.compile(r"\+?[0-9]{3,20}|client:[A-Za-z0-9_.-]{1,64}|anonymous")
@@ -112,7 +114,8 @@ def media_audio(media: Any, max_b64_chars: int) -> bytes | None:
 def parse_twilio_start(d: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] | None:
     """The fields of a `start` event later layers need; None if it is not a usable start.
 
-    `tenant_id` and `from_number` come only from the allowlisted customParameters keys, stripped;
+    `tenant_id`, `from_number` and `to_number` come only from the allowlisted customParameters
+    keys, stripped;
     a value that is not a short printable token is None, never passed on.
     """
     if type(d) is not dict or d.get("event") != "start":
@@ -137,6 +140,7 @@ def parse_twilio_start(d: Any, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any
         "droppedParameters": dropped,
         "tenant_id": clean_tenant_id(tenant, limits.max_tenant_chars),
         "from_number": clean_phone(caller),
+        "to_number": clean_phone(_first(params, TO_KEYS)),
     }
 
 
@@ -261,6 +265,7 @@ class StreamStart(_Message):
     droppedParameters: int
     tenant_id: str | None
     from_number: str | None
+    to_number: str | None
 
 
 class OutboundPayload(_Message):

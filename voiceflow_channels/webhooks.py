@@ -35,7 +35,7 @@ from .metrics import (
 )
 from .routing import stream_path
 from .signature import is_valid_form_signature
-from .twilio_events import FROM_KEYS, TENANT_KEYS, clean_phone, clean_tenant_id, mask_phone
+from .twilio_events import FROM_KEYS, TENANT_KEYS, TO_KEYS, clean_phone, clean_tenant_id, mask_phone
 
 log = logging.getLogger("voiceflow_channels")
 
@@ -119,6 +119,9 @@ async def voice(request: HttpRequest, hook: Webhook) -> str:
     caller = clean_phone(hook.form.get("From"))
     if caller:
         parameters[FROM_KEYS[0]] = caller
+    called = clean_phone(hook.form.get("To"))
+    if called:
+        parameters[TO_KEYS[0]] = called
     tenant = await _tenant(request, hook.call_sid)
     if tenant:
         parameters[TENANT_KEYS[0]] = tenant

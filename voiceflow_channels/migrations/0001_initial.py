@@ -28,6 +28,10 @@ class Migration(migrations.Migration):
                         max_length=40,
                     ),
                 ),
+                (
+                    "called",
+                    models.CharField(blank=True, help_text="The number dialled.", max_length=40),
+                ),
                 ("started_at", models.DateTimeField(db_index=True)),
                 ("ended_at", models.DateTimeField()),
                 ("duration_ms", models.PositiveBigIntegerField(default=0)),

@@ -51,6 +51,7 @@ class FinishedLeg:
     events: list[dict[str, Any]]
     dropped_events: int = 0
     transcript: list[dict[str, str]] = field(default_factory=list)
+    called: str | None = None  # the number dialled (Twilio's `To`)
     tape: Tape | None = None  # the leg's audio (VOICEFLOW_RECORD_AUDIO): a WAV off the loop
 
     @property

@@ -96,6 +96,7 @@ def _apply(record: CallRecord, leg: FinishedLeg, entry: dict[str, Any]) -> None:
     record.legs = legs
     record.tenant = (leg.tenant or record.tenant or "")[:64]
     record.caller = (leg.caller or record.caller or "")[:40]
+    record.called = (leg.called or record.called or "")[:40]
     record.started_at = datetime.fromisoformat(legs[0]["started_at"])
     record.ended_at = datetime.fromisoformat(last["ended_at"])
     record.duration_ms = int((record.ended_at - record.started_at).total_seconds() * 1000)
