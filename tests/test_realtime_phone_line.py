@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
-from collections.abc import AsyncIterator
 from typing import ClassVar
 
 import pytest
@@ -22,18 +20,9 @@ from voiceflow_channels.realtime import RealtimeAssistant, patience
 from voiceflow_channels.realtime.patience import Action
 from voiceflow_channels.realtime.phone_line import INSTRUCTIONS
 from voiceflow_channels.testing import FakeCall
-from voiceflow_channels.testing.fake_realtime import FakeRealtime, Reply, Script
+from voiceflow_channels.testing.fake_realtime import Reply, Script
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
-
-
-@pytest.fixture
-async def fake(flag_on, monkeypatch, caplog) -> AsyncIterator[FakeRealtime]:
-    caplog.set_level(logging.INFO, logger="voiceflow_channels")
-    async with FakeRealtime(script=Script(speed=None)) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        yield server
 
 
 def ended(message: dict) -> bool:

@@ -34,10 +34,10 @@ def ended(message: dict[str, Any]) -> bool:
     return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
 
 
-async def kept(call_sid: str, count: int) -> list[dict[str, Any]]:
+async def kept(call_sid: str, count: int, within_s: float = 10) -> list[dict[str, Any]]:
     """The call's conversation in the cache, once it holds `count` entries."""
     record = ConversationRecord(call_sid)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(within_s):
         while True:
             saved = await record.load()
             if isinstance(saved, list) and len(saved) >= count:

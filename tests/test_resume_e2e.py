@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.servers import Server
-from voiceflow_channels.conversation_store import ConversationRecord
+from tests.test_realtime_resume import kept
 from voiceflow_channels.testing import callsim
 from voiceflow_channels.testing.fake_realtime import FakeConnection, FakeRealtime, Reply, Script
 from voiceflow_channels.testing.webhook import Twilio
@@ -59,17 +59,6 @@ def shared_cache(settings, redis):
     return redis
 
 
-async def kept(call_sid: str, count: int) -> list[dict[str, Any]]:
-    """The call's conversation in the shared cache, once it holds `count` entries."""
-    record = ConversationRecord(call_sid)
-    async with asyncio.timeout(15):
-        while True:
-            saved = await record.load()
-            if isinstance(saved, list) and len(saved) >= count:
-                return saved
-            await asyncio.sleep(0.02)  # written off the call's path, in another process
-
-
 def check_history(connection: FakeConnection) -> None:
     """The resumed session was given the conversation before any response: the greeting cut
     where the caller talked over it, the caller's words, the answer; and greeted no one."""
@@ -92,7 +81,7 @@ async def moved_call(fake: FakeRealtime, first: Server, live: Server, end: signa
     )
     [line] = await asyncio.to_thread(first.wait_for, "voiceflow start callSid=")
     call_sid = line.split("callSid=")[1].split()[0]
-    await kept(call_sid, 3)  # the greeting as heard, the caller's words, the answer
+    await kept(call_sid, 3, within_s=15)  # the greeting as heard, the caller's words, the answer
     first.proc.send_signal(end)
     result = await asyncio.wait_for(playing, 30)
     [call] = result.calls
