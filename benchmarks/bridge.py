@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from websockets.frames import CloseCode
 
@@ -54,6 +55,7 @@ from benchmarks.servers import (
     TAC_BRIDGE,
     Server,
     Spec,
+    ours_at,
     with_model,
 )
 from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE
@@ -273,10 +275,13 @@ async def run_rounds(args: argparse.Namespace) -> dict[Spec, list[Round]]:
     script = Script(default_reply=Reply(audio_ms=REPLY_MS))
     firsts = numbers(max(args.calls, WARMUP_CALLS))
     servers: list[Server] = []
+    specs = [spec for spec in SPECS if spec.key in args.servers]
+    if args.baseline:
+        specs.append(ours_at(args.baseline, BRIDGE_OURS_UVICORN))
     try:
         async with timed_fake(script) as fake:
             started = await asyncio.gather(
-                *(asyncio.to_thread(Server, with_model(spec, fake.base_url)) for spec in SPECS),
+                *(asyncio.to_thread(Server, with_model(spec, fake.base_url)) for spec in specs),
                 return_exceptions=True,
             )
             servers += [s for s in started if isinstance(s, Server)]
@@ -331,7 +336,9 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) -> str:
         "at the fake's 4x real time, the greeting too; one server process each; rounds: "
         f"{args.rounds}, interleaved",
         f"command: python -m benchmarks.bridge --calls {args.calls} --seconds {args.seconds:g} "
-        f"--rounds {args.rounds}",
+        f"--rounds {args.rounds}"
+        + (f" --servers {','.join(args.servers)}" if len(args.servers) < len(SPECS) else "")
+        + (f" --baseline {args.baseline}" if args.baseline else ""),
         "",
         f"{'':{NAME_WIDTH}} {'server CPU':>10} {'steady':>7} {'runner CPU':>10} {'server':>6}   "
         f"{'(a) frame->append':>17} {'(b) delta->media':>17} {'(c) speech->clear':>17}",
@@ -390,30 +397,33 @@ def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]]) -> str:
             f"{sum(len(r.log_problems) for r in rs)}, unmatched sessions "
             f"{sum(r.unmatched for r in rs)}, crossed deltas {sum(r.crossed for r in rs)}"
         )
-    lines += [
-        "",
-        "server CPU per bridged call-second (lower is better):",
-        cost_line(
-            "au/e",
-            cost["au"] / cost["e"],
-            GOAL_RATIO,
-            "ours on uvicorn against the samples' bridge on the same uvicorn",
-        ),
-        cost_line("au/e", cost["au"] / cost["e"], MOONSHOT_RATIO, "the same, against the moonshot"),
-        cost_line(
-            "au/t",
-            cost["au"] / cost["t"],
+    ratios = [
+        ("au", "e", GOAL_RATIO, "ours on uvicorn against the samples' bridge on the same uvicorn"),
+        ("au", "e", MOONSHOT_RATIO, "the same, against the moonshot"),
+        (
+            "au",
+            "t",
             1.0,
             "ours on uvicorn against tac's OpenAIRealtimeProvider (its own uvicorn.run)",
         ),
-        cost_line(
-            "au/e0",
-            cost["au"] / cost["e0"],
+        (
+            "au",
+            "e0",
             None,
             "the same, the samples' bridge without permessage-deflate (as the SDK connects)",
         ),
-        cost_line("du/e", cost["du"] / cost["e"], None, "the bare bridge: au/e's floor"),
-        cost_line("a/au", cost["a"] / cost["au"], None, "ours on daphne against ours on uvicorn"),
+        ("du", "e", None, "the bare bridge: au/e's floor"),
+        ("a", "au", None, "ours on daphne against ours on uvicorn"),
+        ("au", "au@base", None, f"ours on uvicorn against the same at {args.baseline}"),
+    ]
+    lines += [
+        "",
+        "server CPU per bridged call-second (lower is better):",
+        *(
+            cost_line(f"{x}/{y}", cost[x] / cost[y], goal, note)
+            for x, y, goal, note in ratios
+            if x in cost and y in cost
+        ),
         "",
         f"edge latency p99 at {args.calls} calls on one process (goal for ours: <= "
         f"{GOAL_P99_MS:g} ms each; du, the floor: two loopback hops and this process's turns):",
@@ -443,7 +453,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 10 calls of 6 s, 1 round, no warm-up"
     )
+    keys = [spec.key for spec in SPECS]
+    parser.add_argument(
+        "--servers",
+        type=lambda given: given.split(","),
+        default=keys,
+        help=f"which servers, by key, comma-separated (default: all, {','.join(keys)})",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also ours on uvicorn from this checkout (e.g. a git worktree of main), as au@base: "
+        "what a change buys, measured in the same rounds",
+    )
     args = parser.parse_args(argv)
+    if args.baseline and not (args.baseline / "example_project").is_dir():
+        parser.error(f"--baseline {args.baseline} is not a checkout of this project")
+    if unknown := [key for key in args.servers if key not in keys]:
+        parser.error(f"--servers: no server {', '.join(unknown)}; the servers: {', '.join(keys)}")
     args.warmup_calls = WARMUP_CALLS
     if args.quick:
         args.calls, args.seconds, args.rounds, args.warmup_calls = 10, 6.0, 1, 0

@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,11 @@ class Spec:
     logs_to_stdout: bool = False
     # The line that says it takes connections.
     ready: str = LISTENING
+
+    @property
+    def serves_example(self) -> bool:
+        """It runs the example project, which keeps a record of each call in its database."""
+        return any(arg.startswith("example_project") for arg in self.argv)
 
 
 # The env pins what the example project would otherwise read from the caller's environment: an
@@ -203,9 +209,12 @@ def with_model(spec: Spec, base_url: str) -> Spec:
     return dataclasses.replace(spec, env=env)
 
 
-def ours_at(checkout: Path) -> Spec:
-    """Our consumer as another checkout has it (e.g. a git worktree of the last release)."""
-    return Spec("a@base", f"the same, at {checkout.name}", OURS.argv, OURS.env, checkout)
+def ours_at(checkout: Path, ours: Spec = OURS) -> Spec:
+    """Ours (`ours`: how it is served) as another checkout has it (e.g. a git worktree of the
+    last release)."""
+    return dataclasses.replace(
+        ours, key=f"{ours.key}@base", title=f"the same, at {checkout.name}", cwd=checkout
+    )
 
 
 # Issue 6: the same consumer with no layer (the baseline), and on a real Redis layer; OURS runs
@@ -268,10 +277,23 @@ class Server:
         self.ended: dict[str, tuple[float, int]] = {}  # callSid -> (arrival, frames)
         self._changed = threading.Condition()
         argv = [a.replace("{port}", str(self.port)) for a in spec.argv]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)}
+        # The example project as shipped records every call: each server gets a database of
+        # its own, migrated, so that the records are written (and paid for) as in production.
+        self._database: tempfile.TemporaryDirectory[str] | None = None
+        if spec.serves_example:
+            self._database = tempfile.TemporaryDirectory(prefix="voiceflow-bench-")
+            env["DATABASE_URL"] = f"sqlite:///{self._database.name}/records.sqlite3"
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--no-input", "--skip-checks", "-v", "0"],
+                cwd=spec.cwd,
+                env=env,
+                check=True,
+            )
         self.proc = subprocess.Popen(
             [sys.executable, *argv],
             cwd=spec.cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **dict(spec.env)},
+            env=env,
             stdout=subprocess.PIPE if spec.logs_to_stdout else subprocess.DEVNULL,
             stderr=subprocess.STDOUT if spec.logs_to_stdout else subprocess.PIPE,
             text=True,
@@ -358,3 +380,5 @@ class Server:
             self.proc.wait(10)
         self._reader.join(10)
         self._log.close()
+        if self._database is not None:
+            self._database.cleanup()

@@ -85,8 +85,22 @@ def test_quick_bridge_benchmark_prints_every_server_with_figures_and_the_goals(c
     for latency in ("(a) frame -> append", "(b) delta -> media", "(c) speech_started -> clear"):
         line = next(line for line in lines if line.startswith(latency))
         assert re.search(r"\bau \d+\.\d\d (met|NOT met)", line), line
-    # Every call's frames arrived, no session crossed into another call, none went unmatched.
+    # Every call's frames arrived, no session crossed into another call, none went unmatched;
+    # no server logged a warning (ours writes each call's record to its own migrated database).
     assert "crossed deltas 0" in out and "unmatched sessions 0" in out
+    assert out.count("server log warnings 0") == 6, out
+
+
+def test_the_bridge_benchmark_refuses_servers_it_does_not_have(capsys, tmp_path):
+    from benchmarks import bridge
+
+    assert bridge.parse_args(["--servers", "au,e"]).servers == ["au", "e"]
+    with pytest.raises(SystemExit):
+        bridge.parse_args(["--servers", "au,x"])
+    assert "no server x; the servers: a, au, e, e0, t, du" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bridge.parse_args(["--baseline", str(tmp_path)])
+    assert "is not a checkout of this project" in capsys.readouterr().err
 
 
 def test_parser_benchmark_compares_the_same_results(capsys):

@@ -2,6 +2,11 @@
 call-control cache) under its CallSid, for as long as the call's end is kept there: whichever
 process carries the call on next reads it. A cache that fails is logged and counted; the call
 goes on (it would only start over if it moved).
+
+A cache in the process's own memory (Django's LocMemCache: a single process's) is written on
+the spot: its `set` is a pickle and a lock, about 8 us, where the hop to a thread that `aset`
+takes costs about 125 us of CPU. Any other cache (Redis, Memcached, a database) is written in
+a thread, off the loop.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ import asyncio
 import logging
 from typing import Any
 
-from django.core.cache import caches
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 
 from . import conf, metrics
 from .call_control import TTL_SECONDS
@@ -18,6 +25,8 @@ from .tasks import spawn
 from .wait import group_name
 
 log = logging.getLogger("voiceflow_channels")
+
+IN_MEMORY = (LocMemCache, DummyCache)
 
 
 class ConversationRecord:
@@ -45,8 +54,13 @@ class ConversationRecord:
             return None
 
     def save(self, entries: list[dict[str, Any]]) -> None:
+        idle = self._writer is None or self._writer.done()
+        cache = caches[conf.conversation_cache()]
+        if idle and isinstance(cache, IN_MEMORY):
+            self._set(cache, entries)
+            return
         self._pending = entries
-        if self._writer is None or self._writer.done():
+        if idle:
             self._writer = spawn(self._write())
 
     async def flushed(self) -> None:
@@ -60,9 +74,18 @@ class ConversationRecord:
             try:
                 await cache.aset(self._key, entries, TTL_SECONDS)
             except Exception:
-                metrics.CONVERSATION_FAILURES.labels("save").inc()
-                log.exception(
-                    "voiceflow could not keep the conversation of callSid=%s in the cache "
-                    "(VOICEFLOW_CONVERSATION_CACHE): moved now, the call would start over",
-                    self.call_sid,
-                )
+                self._failed()
+
+    def _set(self, cache: BaseCache, entries: list[dict[str, Any]]) -> None:
+        try:
+            cache.set(self._key, entries, TTL_SECONDS)
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        metrics.CONVERSATION_FAILURES.labels("save").inc()
+        log.exception(
+            "voiceflow could not keep the conversation of callSid=%s in the cache "
+            "(VOICEFLOW_CONVERSATION_CACHE): moved now, the call would start over",
+            self.call_sid,
+        )

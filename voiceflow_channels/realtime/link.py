@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, get_args
 
 import orjson
@@ -18,6 +18,7 @@ from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import RealtimeServerEvent
 from pydantic import BaseModel, ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.protocol import State
 
 from ..tasks import spawn
 
@@ -84,16 +85,22 @@ class ModelFailure(Exception):
 
 
 class Frames:
-    """The caller's audio on its way to the model: `put` returns at once; past
-    MAX_QUEUED_FRAMES the oldest frame is dropped and counted. It outlives a connection, so the
-    frames of a call's first moments (or of a reconnect) wait for the model."""
+    """The caller's audio on its way to the model: `put` returns at once, the frame written
+    then and there when the link is up, nothing is queued before it and the socket takes it
+    without blocking (`write`, set by the link); queued for the link's sender otherwise. Past
+    MAX_QUEUED_FRAMES the oldest queued frame is dropped and counted. It outlives a connection,
+    so the frames of a call's first moments (or of a reconnect) wait for the model."""
 
     def __init__(self) -> None:
         self.queue: deque[str] = deque()
         self.dropped = 0
         self.ready = asyncio.Event()
+        self.write: Callable[[str], bool] | None = None
 
     def put(self, payload_b64: str) -> None:
+        write = self.write
+        if write is not None and not self.queue and write(payload_b64):
+            return
         if len(self.queue) >= MAX_QUEUED_FRAMES:
             self.queue.popleft()
             self.dropped += 1
@@ -106,7 +113,10 @@ class ModelLink:
 
     def __init__(self, connection: AsyncRealtimeConnection, frames: Frames) -> None:
         self.connection = connection
+        self._socket = connection._connection
+        self._frames = frames
         self._sender = spawn(self._send_frames(frames))
+        frames.write = self._write_now
 
     @classmethod
     async def open(cls, model: str, session: dict[str, Any], frames: Frames) -> ModelLink:
@@ -146,27 +156,57 @@ class ModelLink:
             yield _parse(data, self.connection)
 
     async def close(self) -> None:
+        if self._frames.write == self._write_now:
+            self._frames.write = None
         self._sender.cancel()
         try:
             await self.connection.close()
         except (OSError, WebSocketException) as exc:
             log.debug("voiceflow model close: %s", exc)
 
+    def _write_now(self, payload_b64: str) -> bool:
+        """One frame's `input_audio_buffer.append`, written without a task's turn when the
+        socket is open and takes it without blocking: what the socket's own `send` does then
+        (the frame encoded and handed to the transport), minus its wait for the send to drain,
+        and minus the hop to the sender's task a queued frame costs (about 8 us a frame, 50
+        frames a second a call). False leaves the frame to the queue: the socket is closing,
+        its buffer is over its high-water mark, or a fragmented message is under way; a
+        transport that fails the write is aborted, as the socket's `send` would, and the reader
+        sees the close."""
+        socket = self._socket
+        if (
+            socket.protocol.state is not State.OPEN
+            or socket.paused
+            or socket.send_in_progress is not None
+            or socket.transport.is_closing()
+        ):
+            return False
+        socket.protocol.send_text((APPEND_HEAD + payload_b64 + '"}').encode())
+        try:
+            socket.send_data()
+        except Exception as exc:
+            log.debug("voiceflow model write: %s", exc)
+            socket.transport.abort()
+        return True
+
     async def _send_frames(self, frames: Frames) -> None:
         """Send the queued frames, oldest first; each is one `input_audio_buffer.append`, built
         around the payload rather than through a model of the event (50 a second a call), and
         written on the SDK connection's own socket: its `send_raw` checks a reconnect queue and
         asks anyio for the current task around every send (13.8 us an append against 5.5), and
-        this link never has the SDK reconnect, so that queue stays empty."""
+        this link never has the SDK reconnect, so that queue stays empty. A frame leaves the
+        queue as it is written (a send waits, if at all, after its write: for the socket to
+        drain), so a frame dropped from a full queue is never one already sent, and `put`
+        writing the next frame itself cannot pass it."""
         queue = frames.queue
-        send = self.connection._connection.send
+        send = self._socket.send
         while True:
             await frames.ready.wait()
             frames.ready.clear()
             while queue:
-                text = APPEND_HEAD + queue[0] + '"}'
+                payload = queue.popleft()
                 try:
-                    await send(text)
+                    await send(APPEND_HEAD + payload + '"}')
                 except (OSError, WebSocketException):
-                    return  # the reader sees the close and says why; the frame waits
-                queue.popleft()
+                    queue.appendleft(payload)  # for the next session
+                    return  # the reader sees the close and says why
