@@ -385,6 +385,9 @@ def test_the_deploy_check_warns_once_when_the_flag_is_on_without_a_token(setting
     assert warning.id == W002
     assert warning.msg.startswith("TWILIO_AUTH_TOKEN is not set: /twilio/stream accepts ")
     assert warning.hint.startswith("Set TWILIO_AUTH_TOKEN (the account's auth token)")
+    settings.VOICEFLOW_STREAM_PREFIX = "/voice/"
+    [warning] = check_deploy()
+    assert warning.msg.startswith("TWILIO_AUTH_TOKEN is not set: /voice/twilio/stream accepts ")
 
 
 def test_the_deploy_check_is_quiet_while_the_flag_is_off(settings):

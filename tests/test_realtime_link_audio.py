@@ -11,6 +11,7 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
+from voiceflow_channels.realtime import link as model_link
 from voiceflow_channels.realtime.link import MAX_QUEUED_FRAMES, Frames, ModelFailure, ModelLink
 
 
@@ -114,3 +115,17 @@ async def test_a_closed_session_leaves_the_frames_for_the_next(model: Model) -> 
     next_link = await ModelLink.open("gpt-realtime", {"type": "realtime"}, frames)
     assert await model.heard(2) == ["heard", "kept"]
     await next_link.close()
+
+
+async def test_a_socket_without_what_a_write_at_once_reads_leaves_frames_to_the_sender(
+    model: Model, monkeypatch
+) -> None:
+    monkeypatch.setattr(model_link, "SOCKET_PARTS", (*model_link.SOCKET_PARTS, "renamed"))
+    frames = Frames()
+    link = await ModelLink.open("gpt-realtime", {"type": "realtime"}, frames)
+    assert frames.write is None
+    for payload in numbered(3):
+        frames.put(payload)
+    assert len(frames.queue) == 3
+    assert await model.heard(3) == numbered(3)
+    await link.close()

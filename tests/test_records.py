@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import re
+import threading
 import wave
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -135,6 +136,31 @@ async def test_a_database_that_is_down_costs_a_counted_failure_and_nothing_else(
     await a_call(assistant, SimulatedCall(n=6))  # the database is back: recorded again
     assert await CallRecord.objects.filter(call_sid=sid("CA", 6)).aexists()
     assert not await CallRecord.objects.filter(call_sid=sid("CA", 5)).aexists()
+
+
+async def test_calls_ending_together_are_all_recorded_one_at_a_time(monkeypatch):
+    """A burst of ends (a drain, a deploy): every record written, by the records' one thread,
+    never two at once (SQLite refused concurrent writers with "database is locked")."""
+    save, writing, most, threads = writer.save_leg, 0, 0, set()
+
+    def watched(leg: FinishedLeg) -> CallRecord:
+        nonlocal writing, most
+        writing += 1
+        most = max(most, writing)
+        threads.add(threading.current_thread().name)
+        try:
+            return save(leg)
+        finally:
+            writing -= 1
+
+    failed = metric("voiceflow_call_records_failed_total")
+    monkeypatch.setattr(writer, "save_leg", watched)
+    for n in range(20):
+        writer.write_soon(_leg(sid("CA", 100 + n), sid("MZ", 100 + n)))
+    await writer.written()
+    assert await CallRecord.objects.acount() == 20
+    assert metric("voiceflow_call_records_failed_total") == failed
+    assert most == 1 and len(threads) == 1 and threads.pop().startswith("voiceflow-records")
 
 
 class Plain(RealtimeAssistant):

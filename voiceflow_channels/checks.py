@@ -78,8 +78,9 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if conf.voz_feature_voice_flow_a() and not conf.twilio_auth_token():
         return [
             Warning(
-                "TWILIO_AUTH_TOKEN is not set: /twilio/stream accepts websocket upgrades that "
-                "Twilio did not sign, so anyone who finds the URL can open a stream.",
+                f"TWILIO_AUTH_TOKEN is not set: /{conf.stream_prefix()}twilio/stream accepts "
+                "websocket upgrades that Twilio did not sign, so anyone who finds the URL can "
+                "open a stream.",
                 hint="Set TWILIO_AUTH_TOKEN (the account's auth token) and VOICEFLOW_PUBLIC_URL "
                 "(e.g. wss://voice.example.com) in the environment.",
                 id="voiceflow_channels.W002",

@@ -31,6 +31,9 @@ MAX_QUEUED_FRAMES = 250
 # The server closes a session at its 60-minute cap with 1001 (going away).
 SESSION_CAP_CLOSE = 1001
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
+# What a frame written at once reads of the SDK's socket (websockets' asyncio connection, as
+# websockets 17 has it): a socket without them leaves every frame to the sender's queue.
+SOCKET_PARTS = ("protocol", "paused", "send_in_progress", "transport", "send_data")
 
 
 @functools.lru_cache(maxsize=4)
@@ -116,7 +119,8 @@ class ModelLink:
         self._socket = connection._connection
         self._frames = frames
         self._sender = spawn(self._send_frames(frames))
-        frames.write = self._write_now
+        if all(hasattr(self._socket, part) for part in SOCKET_PARTS):
+            frames.write = self._write_now
 
     @classmethod
     async def open(cls, model: str, session: dict[str, Any], frames: Frames) -> ModelLink:
