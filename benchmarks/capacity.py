@@ -27,7 +27,7 @@ from datetime import datetime
 
 from channels.layers import get_channel_layer
 
-from benchmarks.servers import DAPHNE_ENV, Server, Spec, redis_server
+from benchmarks.servers import DAPHNE_ENV, Server, Spec, redis_server, running
 from voiceflow_channels.startup import freeze_startup_objects
 from voiceflow_channels.testing import SimResult, SimulatedCall, callsim
 
@@ -152,10 +152,8 @@ def measure(
 
 
 def run_steps(args: argparse.Namespace, redis_url: str) -> list[StepResult]:
-    servers: list[Server] = []
-    try:
-        for n in range(1, args.processes + 1):
-            servers.append(Server(server_spec(args.server, redis_url, n)))
+    specs = (server_spec(args.server, redis_url, n) for n in range(1, args.processes + 1))
+    with running(specs) as servers:
         os.environ["REDIS_URL"] = redis_url  # this process sends the waits and audio
         import django
 
@@ -179,9 +177,6 @@ def run_steps(args: argparse.Namespace, redis_url: str) -> list[StepResult]:
             if not step.passed:
                 break
         return steps
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def table(args: argparse.Namespace, steps: list[StepResult]) -> str:

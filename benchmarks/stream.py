@@ -47,6 +47,7 @@ from benchmarks.servers import (
     ours_at,
     ours_on_redis,
     redis_server,
+    running,
 )
 from benchmarks.size_limit import size_limit
 from benchmarks.speaking_asgi import SPEAKER
@@ -250,12 +251,9 @@ def run_rounds(
 ) -> dict[Spec, list[Round]]:
     """Warm every server up, then play the rounds; with `limits`, first probe each of ours for a
     websocket size limit into it (benchmarks.size_limit)."""
-    servers: list[Server] = []
     firsts = numbers(max(args.calls, WARMUP_CALLS))
     frames = frames_for(args.seconds) if args.realtime else args.frames
-    try:
-        for spec in specs:
-            servers.append(Server(spec))
+    with running(specs) as servers:
         for server in servers:
             measure(server, WARMUP_CALLS, WARMUP_FRAMES, next(firsts))
             if limits is not None and server.spec.key in OURS_KEYS:
@@ -279,9 +277,6 @@ def run_rounds(
                     flush=True,
                 )
         return rounds
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def table(args: argparse.Namespace, rounds: dict[Spec, list[Round]], rss: tuple | None) -> str:

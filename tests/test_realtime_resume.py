@@ -248,8 +248,10 @@ async def test_a_cache_that_fails_is_counted_and_the_call_goes_on(fake, settings
     assert metric("voiceflow_conversation_failures_total", op="load") == loads + 1
     await a_turn(twilio)
     await twilio.hang_up()
-    assert metric("voiceflow_conversation_failures_total", op="save") > saves
     assert "(stop)" in summaries()[0]
+    async with asyncio.timeout(10):  # each write fails in its thread, after redis-py's retries
+        while metric("voiceflow_conversation_failures_total", op="save") == saves:
+            await asyncio.sleep(0.01)
 
 
 async def test_a_drain_hands_a_call_over_at_its_next_quiet_moment(fake, summaries):
