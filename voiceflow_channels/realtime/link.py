@@ -76,6 +76,14 @@ def _parse(data: bytes, connection: AsyncRealtimeConnection) -> RealtimeServerEv
     return connection.parse_event(data)
 
 
+async def _send_event(connection: AsyncRealtimeConnection, event: dict[str, Any]) -> None:
+    """A client event, as the JSON text the SDK's `send` would write, on its connection's socket:
+    the SDK first walks the event through its `transform` against the union of every client
+    event's type (132 us for a truncate, against 0.13 us for orjson), a no-op for the events
+    this link sends, which carry neither aliases nor files."""
+    await connection._connection.send(orjson.dumps(event), text=True)
+
+
 class ModelFailure(Exception):
     """The model cannot go on: `kind` is the metric's label (connect, refused, session_cap,
     closed, session_error, rate_limit, response_failed, bad_message, internal), `reason` what
@@ -132,7 +140,7 @@ class ModelLink:
                     os.environ.get("OPENAI_API_KEY"), os.environ.get("OPENAI_BASE_URL")
                 )
                 connection = await client.realtime.connect(model=model).enter()
-                await connection.session.update(session=session)  # type: ignore[arg-type]
+                await _send_event(connection, {"type": "session.update", "session": session})
         except TimeoutError:
             raise ModelFailure("connect", f"not connected within {CONNECT_TIMEOUT_S:g} s") from None
         except InvalidStatus as exc:
@@ -144,7 +152,7 @@ class ModelLink:
 
     async def send(self, event: dict[str, Any]) -> None:
         """A client event other than audio (rare: truncates, tool outputs, responses)."""
-        await self.connection.send(event)  # type: ignore[arg-type]
+        await _send_event(self.connection, event)
 
     async def events(self) -> AsyncIterator[RealtimeServerEvent]:
         """The server's events in order; a ModelFailure when the server closes the session."""
