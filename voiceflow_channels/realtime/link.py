@@ -181,10 +181,10 @@ class ModelLink:
         socket is open and takes it without blocking: what the socket's own `send` does then
         (the frame encoded and handed to the transport), minus its wait for the send to drain,
         and minus the hop to the sender's task a queued frame costs (10.2 us of CPU a frame
-        written so against 15.8 queued, 50 frames a second a call). False leaves the frame to the queue: the socket is closing,
-        its buffer is over its high-water mark, or a fragmented message is under way; a
-        transport that fails the write is aborted, as the socket's `send` would, and the reader
-        sees the close."""
+        written so against 15.8 queued, 50 frames a second a call). False leaves the frame to
+        the queue: the socket is closing, its buffer is over its high-water mark, or a
+        fragmented message is under way; a transport that fails the write is aborted, as the
+        socket's `send` would, and the reader sees the close."""
         socket = self._socket
         if (
             socket.protocol.state is not State.OPEN
