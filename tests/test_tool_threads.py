@@ -18,7 +18,7 @@ from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.realtime.call_tools import tool_threads, with_fresh_connections
 from voiceflow_channels.realtime.tool_threads import ToolThreads
 from voiceflow_channels.realtime.tools import Toolbox
-from voiceflow_channels.testing.fake_realtime import FakeRealtime, FunctionCall, Reply, Script
+from voiceflow_channels.testing.fake_realtime import FunctionCall, Reply, Script
 
 ALIAS = "voiceflow_tools_test"
 BUSY = "voiceflow_tool_threads_busy"
@@ -54,8 +54,7 @@ def raw_connection() -> sqlite3.Connection:
 def is_open(raw: sqlite3.Connection) -> bool:
     try:
         raw.execute("SELECT 1")
-    except sqlite3.ProgrammingError as e:  # "Cannot operate on a closed database."
-        print("XX", e)
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
         return False
     return True
 
@@ -218,27 +217,23 @@ class Stuck(RealtimeAssistant):
 
 
 async def test_in_a_call_a_sync_tool_past_its_timeout_is_answered_and_its_thread_counted(
-    flag_on, monkeypatch, fresh_cache, summaries
+    fake, fresh_cache, settings, summaries
 ):
-    flag_on.VOICEFLOW_TOOL_TIMEOUT_S = 1
+    settings.VOICEFLOW_TOOL_TIMEOUT_S = 1
     STUCK.clear()
     before = metric(BUSY)
     call = FunctionCall("stuck_lookup", '{"order_id": "7"}')
-    async with FakeRealtime(
-        script=Script(speed=None, replies=(Reply(audio_ms=0, function_calls=(call,)),))
-    ) as fake:
-        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        twilio = Twilio(Stuck)
-        await twilio.start()
-        await fake.wait_connections(1)
-        await twilio.say(25)
-        await twilio.pause()
-        await fake.wait_for(lambda: bool(fake.function_outputs), "the tool's output")
-        assert "TimeoutError after 1 s" in fake.function_outputs[0].output
-        assert metric(BUSY) == before + 1, "the call's own pool runs it, and counts it"
-        await fake.wait_response_done(2)  # the model answers the timeout: the call goes on
-        STUCK.set()
-        await twilio.hang_up()
+    fake.script = Script(speed=None, replies=(Reply(audio_ms=0, function_calls=(call,)),))
+    twilio = Twilio(Stuck)
+    await twilio.start()
+    await fake.wait_connections(1)
+    await twilio.say(25)
+    await twilio.pause()
+    await fake.wait_for(lambda: bool(fake.function_outputs), "the tool's output")
+    assert "TimeoutError after 1 s" in fake.function_outputs[0].output
+    assert metric(BUSY) == before + 1, "the call's own pool runs it, and counts it"
+    await fake.wait_response_done(2)  # the model answers the timeout: the call goes on
+    STUCK.set()
+    await twilio.hang_up()
     await wait_until(lambda: metric(BUSY) == before, "back to the threads busy before")
     assert "tools=1 tool_failures=1" in summaries()[0]
