@@ -52,10 +52,6 @@ class CallRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def duration(self, record: CallRecord) -> str:
         return f"{record.duration_ms / 1000:.1f} s"
 
-    @admin.display(description="reconnects")
-    def reconnects(self, record: CallRecord) -> int:
-        return record.reconnects
-
     @admin.display(description="timeline")
     def picture(self, record: CallRecord) -> SafeString:
         legs = []

@@ -13,16 +13,9 @@ from .tape import Tape
 
 # The summary line's fields that say who the call is, not what happened on it.
 IDENTITY = frozenset({"callSid", "streamSid", "tenant", "from"})
-# How a leg ended (the consumer's words) -> what the record says.
-ENDINGS = {
-    "stop": "caller_hung_up",
-    "disconnect": "disconnected",
-    "hangup": "hangup",
-    "transfer": "transfer",
-    "timeout": "timeout",
-    "drained": "drained",
-    "handed_over": "handed_over",
-}
+# How a leg ended, in the consumer's words, where the record says it otherwise (hangup,
+# transfer, timeout, drained and handed_over are said as they are).
+ENDINGS = {"stop": "caller_hung_up", "disconnect": "disconnected"}
 
 
 def figures_of(summary: str) -> dict[str, int | str]:

@@ -28,7 +28,7 @@ from ..tasks import spawn
 from .finished import FinishedLeg
 
 log = logging.getLogger("voiceflow_channels")
-# The writes in flight: kept referenced until done (asyncio holds tasks weakly).
+# The writes in flight, for `written` to wait on.
 PENDING: set[asyncio.Task[None]] = set()
 WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voiceflow-records")
 # Figures that are quantiles: a call's is its worst leg's, not a sum.
