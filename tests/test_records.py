@@ -42,7 +42,7 @@ from voiceflow_channels.records.finished import FinishedLeg
 from voiceflow_channels.records.tape import Tape
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.testing import SimulatedCall
-from voiceflow_channels.testing.fake_realtime import FakeRealtime, Reply, Script
+from voiceflow_channels.testing.fake_realtime import Reply, Script
 from voiceflow_channels.testing.simulated_call import sid
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -172,15 +172,7 @@ class Plain(RealtimeAssistant):
             Plain.said.set()
 
 
-@pytest.fixture
-async def fake(flag_on, monkeypatch, fresh_cache):
-    async with FakeRealtime(script=Script(speed=None)) as server:
-        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-        yield server
-
-
-async def test_an_assistants_call_keeps_its_words_when_asked(fake, settings):
+async def test_an_assistants_call_keeps_its_words_when_asked(fake, fresh_cache, settings):
     settings.VOICEFLOW_RECORD_TRANSCRIPTS = "1"
     Plain.said = asyncio.Event()
     answer = Reply(audio_ms=4000, transcript="Our shop opens at nine and closes at six.")

@@ -50,7 +50,7 @@ from .conversation import (
     merge_session,
     truncate_problem,
 )
-from .responses import Responder, ResponseRecord
+from .responses import FAILURE_MESSAGES, Responder, ResponseRecord
 from .script import Script
 from .vad import EnergyVad
 from .wire import ClientEventError, ServerEvents, parse_client_event
@@ -435,9 +435,7 @@ class FakeConnection:
                     self.fake.changed()
                 elif moment == "fail":
                     await self.error(
-                        "server_error",
-                        "The server had an error while processing your request. Sorry about that!",
-                        kind="server_error",
+                        "server_error", FAILURE_MESSAGES["server_error"], kind="server_error"
                     )
                     await self.close(1011, "server_error")
                     return
