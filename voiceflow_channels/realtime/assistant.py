@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 from openai.types.realtime import (
     ConversationItemAdded,
@@ -41,7 +41,7 @@ from .book import Barge, ConversationBook, Delta, FunctionCall
 from .call_tools import CallTools
 from .conversation import INTERRUPTED, Conversation
 from .fallback import fallback_audio
-from .link import Frames, ModelFailure, ModelLink
+from .link import EVENT_CLASSES, Frames, ModelFailure, ModelLink, event_type
 from .phone_line import Binding, PhoneLine
 from .session import InputSettings, input_settings, session_config
 from .tools import Toolbox
@@ -523,7 +523,7 @@ class RealtimeAssistant:
     async def _dispatch(self, event: RealtimeServerEvent) -> None:
         handler = HANDLERS.get(event.type)
         if handler is None:
-            if event.type not in KNOWN_EVENTS:
+            if event.type not in EVENT_CLASSES:  # a server event the SDK does not know (GA)
                 metrics.MODEL_EVENTS_UNKNOWN.inc()
                 if self._port is not None and self._port.debug:
                     log.debug("voiceflow model callSid=%s: unknown %r", self._sid, event.type)
@@ -705,17 +705,11 @@ Event = TypeVar("Event", bound=BaseModel)
 Handler = Callable[[RealtimeAssistant, Any], Awaitable[None]]
 
 
-def _event_type(event: type[BaseModel]) -> str:
-    """The `type` an SDK event class stands for (its Literal)."""
-    (name,) = get_args(event.model_fields["type"].annotation)
-    return str(name)
-
-
 def _route(
     event: type[Event], handler: Callable[[RealtimeAssistant, Event], Awaitable[None]]
 ) -> tuple[str, Handler]:
     """One row of HANDLERS: the SDK's event class and the method typed to take it."""
-    return _event_type(event), handler
+    return event_type(event), handler
 
 
 # Every event the assistant acts on; the SDK's other server events are read and let go.
@@ -737,5 +731,3 @@ HANDLERS: Mapping[str, Handler] = dict(
         _route(RealtimeErrorEvent, RealtimeAssistant._error),
     ]
 )
-# The server events the SDK knows (GA): one outside them is counted as unknown.
-KNOWN_EVENTS = frozenset(_event_type(event) for event in get_args(get_args(RealtimeServerEvent)[0]))

@@ -44,13 +44,16 @@ def _client(api_key: str | None, base_url: str | None) -> AsyncOpenAI:
     return AsyncOpenAI(api_key=api_key, base_url=base_url)
 
 
-def _event_classes() -> dict[str, type[BaseModel]]:
-    """The SDK's class for each server event `type` it knows (GA)."""
-    (union, *_) = get_args(RealtimeServerEvent)
-    return {get_args(c.model_fields["type"].annotation)[0]: c for c in get_args(union)}
+def event_type(event: type[BaseModel]) -> str:
+    """The `type` an SDK event class stands for (its Literal)."""
+    (name,) = get_args(event.model_fields["type"].annotation)
+    return str(name)
 
 
-EVENT_CLASSES = _event_classes()
+# The SDK's class for each server event `type` it knows (GA).
+EVENT_CLASSES: dict[str, type[BaseModel]] = {
+    event_type(event): event for event in get_args(get_args(RealtimeServerEvent)[0])
+}
 
 
 def _parse(data: bytes, connection: AsyncRealtimeConnection) -> RealtimeServerEvent:
