@@ -172,6 +172,21 @@ async def test_a_silent_caller_is_checked_on_counting_from_when_the_turn_was_hea
     await twilio.hang_up()
 
 
+async def test_a_caller_talking_for_longer_than_the_idle_time_is_not_checked_on(fake, settings):
+    settings.VOICEFLOW_IDLE_REPROMPT_MS = 200
+    fake.script = Script(speed=None, replies=(Reply(audio_ms=300),))
+    twilio = Twilio(Greeter)
+    await twilio.start()
+    await twilio.play_until(ended)  # the greeting heard: a silence would be timed from here
+    await twilio.say(15)
+    await fake.wait_speech_started(1)
+    for _ in range(25):  # the caller talks on, in real time, past the idle time
+        await twilio.say(1)
+        await asyncio.sleep(0.02)
+    assert len(fake.response_instructions) == 1, "no check-in while the caller speaks"
+    await twilio.hang_up()
+
+
 async def test_a_caller_silent_through_the_check_ins_hears_a_goodbye_then_the_call_ends(
     fake, settings, summaries
 ):

@@ -259,6 +259,7 @@ class RealtimeAssistant:
     async def _speech_started(self, event: InputAudioBufferSpeechStartedEvent) -> None:
         self.line.answered()
         barge = self.book.speech_started(interrupt=self.interrupt_response)
+        self._update_quiet()  # a caller who speaks is not silent: no check-in while they talk
         port = self._port
         if port is not None:
             port.timeline.speech_started()
