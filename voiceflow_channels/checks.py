@@ -91,13 +91,7 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _flag_messages() -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    switches = {
-        "VOZ_FEATURE_VOICE_FLOW_A": False,
-        "VOZLIA_DEBUG": False,
-        "VOICEFLOW_DTMF_TO_MODEL": True,
-        **conf.RECORD_SWITCHES,
-    }
-    for name, default in switches.items():
+    for name, default in conf.SWITCHES.items():
         value = conf.raw(name, default)
         if isinstance(value, bool):
             continue
@@ -353,7 +347,7 @@ def _stream_prefix_messages() -> list[CheckMessage]:
 
 def _record_messages() -> list[CheckMessage]:
     if not conf.call_records():
-        kept = [name for name in list(conf.RECORD_SWITCHES)[1:] if conf.switch(name)]
+        kept = [name for name in conf.RECORD_KEEPS if conf.switch(name)]
         return [
             Warning(
                 f"{name} is on but VOICEFLOW_CALL_RECORDS is off: no call is recorded, so "

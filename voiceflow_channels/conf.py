@@ -89,12 +89,34 @@ def _int(name: str) -> int:
     return INT_SETTINGS[name] if value is None else value
 
 
+# What a call record keeps beyond its figures, each off by default (README, "What happened on
+# that call?"): on while records are off, each is W005.
+RECORD_KEEPS = (
+    "VOICEFLOW_RECORD_TRANSCRIPTS",
+    "VOICEFLOW_RECORD_AUDIO",
+    "VOICEFLOW_RECORD_CALLER_NUMBER",
+)
+# Every on/off setting, with its default: read by `switch`, checked by W001.
+SWITCHES: dict[str, bool] = {
+    "VOZ_FEATURE_VOICE_FLOW_A": False,
+    "VOZLIA_DEBUG": False,
+    "VOICEFLOW_DTMF_TO_MODEL": True,
+    "VOICEFLOW_CALL_RECORDS": True,
+    **dict.fromkeys(RECORD_KEEPS, False),
+}
+
+
+def switch(name: str) -> bool:
+    """An on/off setting (SWITCHES) as set, else its default."""
+    return truthy(raw(name, SWITCHES[name]))
+
+
 def voz_feature_voice_flow_a() -> bool:
-    return truthy(raw("VOZ_FEATURE_VOICE_FLOW_A", False))
+    return switch("VOZ_FEATURE_VOICE_FLOW_A")
 
 
 def dtmf_to_model() -> bool:
-    return truthy(raw("VOICEFLOW_DTMF_TO_MODEL", True))
+    return switch("VOICEFLOW_DTMF_TO_MODEL")
 
 
 def dtmf_gap_ms() -> int:
@@ -114,7 +136,7 @@ def max_call_seconds() -> int:
 
 
 def vozlia_debug() -> bool:
-    return truthy(raw("VOZLIA_DEBUG", False))
+    return switch("VOZLIA_DEBUG")
 
 
 def voice_wait_sound_trigger_ms() -> int:
@@ -237,20 +259,6 @@ def model_retries() -> int:
 
 def min_barge_in_ms() -> int:
     return _int("VOICEFLOW_MIN_BARGE_IN_MS")
-
-
-# Switches of the call records, each with its default (README, "What happened on that call?").
-RECORD_SWITCHES: dict[str, bool] = {
-    "VOICEFLOW_CALL_RECORDS": True,
-    "VOICEFLOW_RECORD_TRANSCRIPTS": False,
-    "VOICEFLOW_RECORD_AUDIO": False,
-    "VOICEFLOW_RECORD_CALLER_NUMBER": False,
-}
-
-
-def switch(name: str) -> bool:
-    """A record switch (RECORD_SWITCHES) as set, else its default."""
-    return truthy(raw(name, RECORD_SWITCHES[name]))
 
 
 def call_records() -> bool:
