@@ -16,12 +16,25 @@ from tests.utils import STREAM, send_all
 from voiceflow_channels.call_port import Assistant
 from voiceflow_channels.consumers import TwilioStreamConsumer
 from voiceflow_channels.mulaw import FRAME_BYTES, MULAW_SILENCE, linear_to_mulaw
+from voiceflow_channels.realtime import RealtimeAssistant
 from voiceflow_channels.routing import build_router
 from voiceflow_channels.testing import SimulatedCall
 
 SILENCE = bytes([MULAW_SILENCE]) * FRAME_BYTES
 # A loud 200 Hz frame: far over the fake's VAD threshold (RMS 500).
 VOICE = linear_to_mulaw(round(8000 * math.sin(2 * math.pi * 200 * i / 8000)) for i in range(160))
+
+
+def ended(message: dict[str, Any]) -> bool:
+    """The mark that ends an utterance (its last audio played)."""
+    return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
+
+
+def say(assistant: RealtimeAssistant, frames: int, audio: bytes = VOICE) -> None:
+    """`frames` of the caller's audio handed straight to `assistant`, as its call would."""
+    payload = base64.b64encode(audio).decode()
+    for _ in range(frames):
+        assistant.hear(payload)
 
 
 class Twilio:

@@ -6,16 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.utils import Clock
 from voiceflow_channels.realtime.keypad import MAX_KEYS, Keypad
 from voiceflow_channels.realtime.patience import WRAP_UP_BOUND_S, Action, Patience
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

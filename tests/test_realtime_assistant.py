@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.realtime_twilio import Twilio
+from tests.realtime_twilio import Twilio, ended
 from tests.utils import metric
 from voiceflow_channels import call_control
 from voiceflow_channels.call_port import CallInfo
@@ -24,10 +24,6 @@ from voiceflow_channels.testing.fake_realtime import FunctionCall, Reply, Script
 from voiceflow_channels.testing.fake_realtime.script import tone
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
-
-
-def ended(message: dict) -> bool:
-    return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
 
 
 class Greeter(RealtimeAssistant):

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.utils import Clock
 from voiceflow_channels.realtime.book import (
     Barge,
     ConversationBook,
@@ -16,14 +17,6 @@ from voiceflow_channels.realtime.book import (
 )
 
 MS = 8
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def book(heard: dict[str, int] | None = None, clock: Clock | None = None) -> ConversationBook:

@@ -10,7 +10,7 @@ import gc
 
 import pytest
 
-from tests.realtime_twilio import Twilio
+from tests.realtime_twilio import Twilio, ended
 from tests.utils import metric
 from voiceflow_channels import call_control
 from voiceflow_channels.layer_messages import CallHangup
@@ -40,10 +40,6 @@ class Plain(RealtimeAssistant):
 
 def media(message: dict) -> bool:
     return message["event"] == "media"
-
-
-def ended(message: dict) -> bool:
-    return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
 
 
 async def test_a_failed_response_is_asked_for_again_and_the_call_goes_on(fake, caplog):

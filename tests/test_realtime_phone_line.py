@@ -6,12 +6,11 @@ a long call wrapped up within its bound."""
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import ClassVar
 
 import pytest
 
-from tests.realtime_twilio import SILENCE, VOICE, Twilio
+from tests.realtime_twilio import SILENCE, Twilio, ended, say
 from tests.utils import metric, send_all
 from voiceflow_channels import call_control
 from voiceflow_channels.consumers import TwilioStreamConsumer
@@ -23,16 +22,6 @@ from voiceflow_channels.testing import FakeCall
 from voiceflow_channels.testing.fake_realtime import Reply, Script
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
-
-
-def ended(message: dict) -> bool:
-    return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
-
-
-def say(assistant: RealtimeAssistant, frames: int, audio: bytes = VOICE) -> None:
-    payload = base64.b64encode(audio).decode()
-    for _ in range(frames):
-        assistant.hear(payload)
 
 
 class Plain(RealtimeAssistant):

@@ -5,13 +5,12 @@ subclass may override."""
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.realtime_twilio import SILENCE, VOICE
+from tests.realtime_twilio import SILENCE, say
 from tests.utils import metric
 from voiceflow_channels.call_port import CallInfo
 from voiceflow_channels.mulaw import BYTES_PER_MS
@@ -27,12 +26,6 @@ async def fake(monkeypatch) -> AsyncIterator[FakeRealtime]:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         yield server
-
-
-def say(assistant: RealtimeAssistant, frames: int, audio: bytes = VOICE) -> None:
-    payload = base64.b64encode(audio).decode()
-    for _ in range(frames):
-        assistant.hear(payload)
 
 
 class Greeter(RealtimeAssistant):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.realtime_twilio import Twilio
+from tests.realtime_twilio import Twilio, ended
 from tests.utils import metric
 from voiceflow_channels.conversation_store import ConversationRecord
 from voiceflow_channels.realtime import RealtimeAssistant
@@ -28,10 +28,6 @@ ANSWER = "Your order ships on Friday, by the morning post."
 class Shop(RealtimeAssistant):
     instructions = "Sell."
     greeting = "Hello, this is the shop."
-
-
-def ended(message: dict[str, Any]) -> bool:
-    return message["event"] == "mark" and message["mark"]["name"].endswith(".end")
 
 
 async def kept(call_sid: str, count: int, within_s: float = 10) -> list[dict[str, Any]]:

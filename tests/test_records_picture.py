@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from tests.utils import Clock
 from voiceflow_channels.mulaw import BYTES_PER_MS, MULAW_SILENCE, mulaw_to_linear
 from voiceflow_channels.playback import Clear, Mark, Media
 from voiceflow_channels.records.finished import figures_of
@@ -19,14 +20,6 @@ from voiceflow_channels.records.tape import Tape
 from voiceflow_channels.records.timeline import Event, Timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def a_call() -> Timeline:

@@ -149,3 +149,13 @@ async def play_out(ws, call, messages: list[dict]) -> list[dict]:
             sent += more
             pending += mark_names(more)
     return sent
+
+
+class Clock:
+    """A clock a test moves (`now`, in seconds) for the framework-free modules."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
