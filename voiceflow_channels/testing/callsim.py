@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
+from websockets.frames import CloseCode
 from websockets.uri import parse_uri
 
 from ..chime import write_wav
@@ -57,7 +58,7 @@ PRERENDER_FRAMES = 500_000
 MAX_LEGS = 5
 REDIRECT = "Redirect "
 # The close code of a connection that ended without a closing handshake (RFC 6455 7.1.5).
-DROPPED = 1006
+DROPPED = CloseCode.ABNORMAL_CLOSURE
 
 
 def check_url(url: str) -> None:

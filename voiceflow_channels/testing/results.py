@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from websockets.frames import CloseCode
+
 from .script import FRAMES_PER_SECOND
 
 
@@ -81,7 +83,7 @@ class CallResult:
     def leg_line(self) -> str:
         """One leg, in a few words: its stream, when it opened, what it heard, what followed."""
         parts = [self.stream_sid]
-        if self.close_code == 1006:
+        if self.close_code == CloseCode.ABNORMAL_CLOSURE:
             parts.append("dropped")
         if self.turnaround_ms is not None:
             parts.append(f"opened {self.turnaround_ms:.0f} ms after the last")
